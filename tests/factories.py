@@ -1,0 +1,48 @@
+"""Deterministic media generated for tests: speech from espeak-ng, video/audio from ffmpeg test sources."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from octavia.audio import AudioClip
+
+
+def espeak(text: str, path: Path, *, voice: str = "en-us", pitch: int = 50, speed: int = 160) -> AudioClip:
+    """Speak `text` with espeak-ng into `path` (22.05 kHz mono WAV) and return it."""
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+    )
+    return AudioClip.read(str(path))
+
+
+def tone(seconds: float, freq: float = 220.0, sample_rate: int = 16_000, amplitude: float = 0.3) -> AudioClip:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    return AudioClip((amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32), sample_rate)
+
+
+def concat(*clips: AudioClip, gap: float = 0.0) -> AudioClip:
+    sr = clips[0].sample_rate
+    parts: list[np.ndarray] = []
+    for c in clips:
+        parts.append(c.mono().resample(sr).samples)
+        if gap:
+            parts.append(np.zeros(int(gap * sr), np.float32))
+    return AudioClip(np.concatenate(parts), sr)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_video(path: Path, audio: Path | None, *, seconds: float, size: str = "320x240", rate: int = 25) -> Path:
+    """An H.264 test-pattern video, with `audio` as its AAC track (or no audio track)."""
+    args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+    if audio is not None:
+        args += ["-i", str(audio), "-c:a", "aac", "-b:a", "96k", "-shortest"]
+    ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))
+    return path
