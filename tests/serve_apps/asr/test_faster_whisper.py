@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from octavia.errors import UnsupportedLanguageError
+from serve_apps.asr.engine import FasterWhisperEngine
+from tests.factories import concat, espeak
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"[a-záéíóúñü']+", text.lower())
+
+
+@pytest.fixture(scope="module")
+def tiny_en(model_store):
+    return FasterWhisperEngine(model_store.resolve("whisper-tiny.en"), beam_size=1)
+
+
+@pytest.fixture(scope="module")
+def base(model_store):
+    return FasterWhisperEngine(model_store.resolve("whisper-base"), beam_size=1)
+
+
+def test_english_round_trip_with_word_timestamps(tiny_en, tmp_path):
+    clip = espeak("Please open the window and close the door.", tmp_path / "en.wav")
+    result = tiny_en.transcribe(clip, "en")
+    assert result.language == "en"
+    assert words_of(result.text) == ["please", "open", "the", "window", "and", "close", "the", "door"]
+    assert result.duration == pytest.approx(clip.duration, abs=0.01)
+    words = [w for s in result.segments for w in s.words]
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    for seg in result.segments:
+        assert all(seg.start - 0.05 <= w.start <= w.end <= seg.end + 0.05 for w in seg.words)
+    assert words[-1].end <= clip.duration + 0.05
+
+
+def test_offset_moves_every_time(tiny_en, tmp_path):
+    clip = espeak("Good morning.", tmp_path / "gm.wav")
+    plain = tiny_en.transcribe(clip, "en")
+    shifted = tiny_en.transcribe(clip, "en", offset=30.0)
+    assert shifted.segments[0].start == pytest.approx(plain.segments[0].start + 30.0, abs=1e-3)
+    assert shifted.segments[0].words[0].end == pytest.approx(plain.segments[0].words[0].end + 30.0, abs=1e-3)
+
+
+def test_detects_spanish_and_transcribes_it(base, tmp_path):
+    clip = espeak("Buenos días, me llamo Carlos.", tmp_path / "es.wav", voice="es")
+    result = base.transcribe(clip)
+    assert result.language == "es"
+    assert {"buenos", "días", "llamo", "carlos"} <= set(words_of(result.text))
+
+
+def test_speech_after_silence_keeps_its_position(tiny_en, tmp_path):
+    speech = espeak("My name is Peter.", tmp_path / "h.wav")
+    silence = speech.silence(3.0, speech.sample_rate)
+    result = tiny_en.transcribe(concat(silence, speech))
+    first = result.segments[0].words[0]
+    # Whisper's word times are good to a few hundred ms.
+    assert 2.6 <= first.start <= 3.4
+
+
+def test_english_only_model_refuses_other_languages(tiny_en, tmp_path):
+    clip = espeak("Hola.", tmp_path / "x.wav", voice="es")
+    with pytest.raises(UnsupportedLanguageError, match="en"):
+        tiny_en.transcribe(clip, "es")
