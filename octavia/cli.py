@@ -33,7 +33,9 @@ def _selected(profile: str, names: list[str] | None):  # type: ignore[no-untyped
 
 
 @models_app.command("list")
-def models_list(profile: ProfileOpt = "all", model_dir: ModelDirOpt = None, as_json: bool = False) -> None:
+def models_list(
+    profile: ProfileOpt = "all", model_dir: ModelDirOpt = None, as_json: bool = False, markdown: bool = False
+) -> None:
     """Every model with its task, source, licence, profiles and local state."""
     from octavia.models.store import ModelStore
 
@@ -50,8 +52,17 @@ def models_list(profile: ProfileOpt = "all", model_dir: ModelDirOpt = None, as_j
                 "license": spec.license,
                 "source": spec.source,
                 "files": {f.name: f.sha256 for f in spec.files},
+                "provenance": spec.provenance or spec.description,
             }
         )
+    if markdown:
+        typer.echo("| model | task | profiles | licence | source | provenance |\n| --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            typer.echo(
+                f"| {r['name']} | {r['task']} | {', '.join(r['profiles'])} | {r['license']} | "
+                f"`{r['source']}` | {r['provenance']} |"
+            )
+        return
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

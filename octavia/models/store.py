@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -14,6 +14,7 @@ from octavia.models.catalog import CATALOG
 from octavia.models.spec import ModelFile, ModelSpec
 
 _CHUNK = 1 << 20
+_LOCK = ".octavia-lock.json"  # SHA-256 of a hub model's files, written when it was downloaded
 
 
 def default_model_dir() -> Path:
@@ -105,8 +106,12 @@ class ModelStore:
             path = Path(spec.system_paths[0]) if spec.system_paths else None
         else:
             path = self.model_dir(name)
-            if not (path / ".octavia-complete").exists():
+            lock = path / _LOCK
+            if not lock.exists():
                 problems = ["not downloaded"]
+            else:  # hub files are pinned on first download (trust on first use), then checked like offline ones
+                pinned = json.loads(lock.read_text())
+                problems = [p for rel, sha in pinned.items() if (p := self._check_file(path / rel, sha))]
         return ModelStatus(spec, not problems, path if not problems else None, problems, how_to_get(spec))
 
     def resolve(self, name: str) -> Path:
@@ -189,8 +194,9 @@ class ModelStore:
                 "This machine may be offline: use the offline profile (`--profile offline`).",
                 details={"model": spec.name, "remote": spec.remote},
             ) from exc
-        (target / ".octavia-complete").write_text(spec.remote_revision)
-
-
-def remove_model(store: ModelStore, name: str) -> None:
-    shutil.rmtree(store.model_dir(name), ignore_errors=True)
+        pinned = {
+            str(f.relative_to(target)): sha256_of(f)
+            for f in sorted(target.rglob("*"))
+            if f.is_file() and f.name != _LOCK and ".cache" not in f.parts
+        }
+        (target / _LOCK).write_text(json.dumps(pinned, indent=1))

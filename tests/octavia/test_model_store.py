@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from octavia.errors import ModelIntegrityError, ModelNotAvailableError
@@ -82,3 +84,19 @@ def test_hub_model_offline_fails_clearly(tmp_path, monkeypatch):
 def test_unknown_model_lists_known_ones(tmp_path):
     with pytest.raises(ModelNotAvailableError, match="whisper-base"):
         ModelStore(tmp_path).resolve("whisper-huge")
+
+
+def test_hub_download_is_pinned_on_first_use(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def fake_snapshot(repo_id, revision, local_dir):  # stands in for the network
+        (Path(local_dir) / "sub").mkdir(parents=True)
+        (Path(local_dir) / "model.bin").write_bytes(b"weights")
+        (Path(local_dir) / "sub" / "config.json").write_text("{}")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    store = ModelStore(tmp_path)
+    assert store.fetch("opus-mt-en-es").ok
+    (tmp_path / "opus-mt-en-es" / "sub" / "config.json").write_text('{"tampered": true}')
+    with pytest.raises(ModelIntegrityError, match=r"config\.json"):
+        ModelStore(tmp_path).resolve("opus-mt-en-es")
