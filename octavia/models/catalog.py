@@ -318,7 +318,8 @@ QUALITY: tuple[ModelSpec, ...] = (
         description="Hybrid Transformer Demucs v4 (4 stems; vocals vs the rest)",
         license="MIT",
         profiles=("quality",),
-        remote="demucs://htdemucs",
+        # yaml + safetensors bag (demucs.hf); read without pickle by serve_apps/separate/demucs.py
+        remote="hf://adefossez/HTDemucs",
     ),
     ModelSpec(
         name="xtts-v2",

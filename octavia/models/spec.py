@@ -39,7 +39,7 @@ class ModelSpec(_Frozen):
     profiles: tuple[Profile, ...]
     languages: tuple[str, ...] = ()  # empty: language independent or multilingual
     files: tuple[ModelFile, ...] = ()  # assembled into the model cache from registry packages
-    # Where users who are online get it: "hf://<repo id>" (Hugging Face) or "demucs://<name>" (demucs' own store).
+    # Where users who are online get it: "hf://<repo id>" (Hugging Face).
     remote: str | None = None
     remote_revision: str = "main"
     apt: tuple[str, ...] = ()  # Debian packages that provide it (system models such as apertium pairs)

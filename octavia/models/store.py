@@ -179,11 +179,6 @@ class ModelStore:
                 from huggingface_hub import snapshot_download
 
                 snapshot_download(repo_id=ident, revision=spec.remote_revision, local_dir=str(target))
-            elif scheme == "demucs":
-                from demucs.pretrained import get_model
-
-                get_model(ident)  # demucs caches in torch hub's directory
-                target.mkdir(parents=True, exist_ok=True)
             else:
                 raise ModelNotAvailableError(f"model {spec.name!r}: unknown remote scheme {scheme!r}")
         except ModelNotAvailableError:
