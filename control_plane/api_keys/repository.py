@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from control_plane.api_keys.models import ApiKey
+from control_plane.pagination import PageParams, paginate
+
+
+class ApiKeyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def get_by_prefix(self, prefix: str) -> ApiKey | None:
+        return self.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+
+    def get_active_for_user(self, user_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+        return self.session.scalar(
+            select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        )
+
+    def count_active(self, user_id: uuid.UUID) -> int:
+        statement = (
+            select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        )
+        return int(self.session.scalar(statement) or 0)
+
+    def list_active(self, user_id: uuid.UUID, params: PageParams) -> tuple[list[ApiKey], str | None]:
+        statement = select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        return paginate(self.session, statement, order_by=[ApiKey.created_at, ApiKey.id], params=params)
