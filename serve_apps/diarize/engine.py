@@ -106,21 +106,35 @@ class ClusteringDiarizer(DiarizationEngine):
 
     def assign_speakers(self, parts: Sequence[SpeechEmbeddings], num_speakers: int | None = None) -> Diarization:
         """Cluster the windows of every part together and turn them into speaker turns."""
-        if num_speakers is not None and num_speakers < 1:
-            raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
-        windows = [w for part in parts for w in part.windows]
-        if not windows:
-            return Diarization(turns=())
-        order = sorted(range(len(windows)), key=lambda i: windows[i].start)  # labels follow first appearance
-        vectors = np.concatenate([part.vectors for part in parts])[order]
-        windows = [windows[i] for i in order]
-        labels = cluster_speakers(
-            vectors,
-            min(num_speakers, len(windows)) if num_speakers else None,
-            threshold=self.threshold,
-            min_cluster_size=self.min_cluster_size,
-        )
-        return Diarization(turns=tuple(turns_from_windows(windows, labels)))
+        return assign_speakers(parts, num_speakers, threshold=self.threshold, min_cluster_size=self.min_cluster_size)
+
+
+def assign_speakers(
+    parts: Sequence[SpeechEmbeddings],
+    num_speakers: int | None = None,
+    *,
+    threshold: float,
+    min_cluster_size: int = 2,
+) -> Diarization:
+    """Cluster the windows of every part (e.g. every chunk of a video) together into speaker turns.
+
+    Numpy only: the whole-video step runs it without loading any model.
+    """
+    if num_speakers is not None and num_speakers < 1:
+        raise ValueError(f"num_speakers must be at least 1, got {num_speakers}")
+    windows = [w for part in parts for w in part.windows]
+    if not windows:
+        return Diarization(turns=())
+    order = sorted(range(len(windows)), key=lambda i: windows[i].start)  # labels follow first appearance
+    vectors = np.concatenate([part.vectors for part in parts])[order]
+    windows = [windows[i] for i in order]
+    labels = cluster_speakers(
+        vectors,
+        min(num_speakers, len(windows)) if num_speakers else None,
+        threshold=threshold,
+        min_cluster_size=min_cluster_size,
+    )
+    return Diarization(turns=tuple(turns_from_windows(windows, labels)))
 
 
 def offline_diarizer(store: ModelStore | None = None, **options: Any) -> ClusteringDiarizer:
