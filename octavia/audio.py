@@ -60,7 +60,8 @@ class AudioClip:
         import soundfile
 
         data, sr = soundfile.read(path, dtype="float32", always_2d=True)
-        clip = cls(np.ascontiguousarray(data.T), int(sr))
+        samples = data[:, 0] if data.shape[1] == 1 else data.T  # one channel is always 1-D
+        clip = cls(np.ascontiguousarray(samples), int(sr))
         if mono:
             clip = clip.mono()
         return clip.resample(sample_rate) if sample_rate else clip

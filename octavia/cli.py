@@ -138,11 +138,94 @@ def probe(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) 
         typer.echo(info.summary())
 
 
+@app.command("dub")
+def dub(
+    input: Annotated[Path, typer.Argument(help="video or audio file")],
+    to: Annotated[str, typer.Option("--to", help="target languages, comma separated, e.g. es,pt")],
+    source: Annotated[str, typer.Option("--from", help="source language or auto")] = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (default: next to the input)")] = None,
+    profile: Annotated[str, typer.Option(help="auto | offline | quality")] = "auto",
+    speakers: Annotated[str, typer.Option(help="auto or the number of speakers")] = "auto",
+    separation: Annotated[str, typer.Option(help="auto | none | spleeter | demucs")] = "auto",
+    keep_original_audio: Annotated[bool, typer.Option("--keep-original-audio")] = False,
+    burn_subtitles: Annotated[bool, typer.Option("--burn-subtitles")] = False,
+    address: Annotated[str | None, typer.Option(help="Ray cluster (default $RAY_ADDRESS, else embedded)")] = None,
+    parallelism: Annotated[int, typer.Option(help="chunks and lines processed at once")] = 2,
+    local: Annotated[bool, typer.Option("--local", help="no Ray: run every stage in this process")] = False,
+    dashboard: Annotated[bool, typer.Option(help="start the Ray dashboard with the embedded cluster")] = False,
+) -> None:
+    """Dub INPUT into one or more languages: <stem>.<lang>.mp4, subtitles, the mix and a transcript in --out."""
+    from pipeline.job import EXIT_PARTIAL, run_job, validate
+    from pipeline.records import DubRequest
+
+    request = DubRequest(
+        input=input,
+        targets=tuple(t.strip() for t in to.split(",") if t.strip()),
+        source=None if source == "auto" else source,
+        out_dir=out or input.parent,
+        profile=profile,  # type: ignore[arg-type]
+        speakers=None if speakers == "auto" else _positive_int(speakers, "--speakers"),
+        separation=separation,  # type: ignore[arg-type]
+        keep_original_audio=keep_original_audio,
+        burn_subtitles=burn_subtitles,
+    )
+    validate(request)
+    with _progress_bars() as hook:
+        result = run_job(request, address=address, parallelism=parallelism, hook=hook, local=local,
+                         dashboard=dashboard)  # fmt: skip
+    for files in result.outputs.values():
+        for f in files:
+            typer.echo(f"wrote {f}")
+    for lang, message in result.failed.items():
+        typer.echo(f"error[{lang}]: {message}", err=True)
+    if not result.ok:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _positive_int(value: str, option: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise OctaviaError(f"{option} takes auto or a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+class _progress_bars:
+    """One bar per stage (prepare, analyze, translate:es, synthesize:es, ...) on stderr."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+        self.progress.start()
+        return self
+
+    def __call__(self, event) -> None:  # type: ignore[no-untyped-def]
+        if event.stage == "done":
+            return
+        if event.stage not in self.tasks:
+            self.tasks[event.stage] = self.progress.add_task(event.stage, total=event.total)
+        self.progress.update(self.tasks[event.stage], completed=event.completed, total=event.total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
 def main() -> None:
     try:
         app()
     except OctaviaError as exc:
         typer.echo(f"error[{exc.code}]: {exc.message}", err=True)
+        sys.exit(2)
+    except ValueError as exc:  # pydantic validation of arguments
+        typer.echo(f"error[bad_input]: {exc}", err=True)
         sys.exit(2)
 
 

@@ -1,0 +1,151 @@
+"""How pipeline stages reach the models: in-process engines, or Ray Serve deployments through handles.
+
+Both implement `ModelClients`, with the same method names as the Serve deployments, so a stage does not know
+which one it has. `LocalClients` is for running without Ray (tests, the overhead benchmark); `ServeClients` is
+what the Ray Data actors use.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+from octavia.audio import AudioClip
+from octavia.profiles import ProfileModels
+from octavia.records import Transcription, Translation, TranslationRequest, Voice
+
+if TYPE_CHECKING:
+    from octavia.models.store import ModelStore
+    from serve_apps.diarize.engine import ClusteringDiarizer, SpeechEmbeddings
+    from serve_apps.separate.engine import Stems
+
+# Serve application and deployment names (serve_apps/configs/serve-*.yaml).
+SERVE_DEPLOYMENTS: dict[str, tuple[str, str]] = {
+    "asr": ("asr", "Transcriber"),
+    "diarize": ("diarize", "SpeakerEmbedding"),
+    "separate": ("separate", "Separator"),
+    "translate": ("translate", "Translator"),
+    "tts": ("tts", "Synthesizer"),
+}
+
+
+class ModelClients(Protocol):
+    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription: ...
+
+    def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings: ...
+
+    def separate(self, audio: AudioClip) -> Stems: ...
+
+    def translate(self, batch: list[TranslationRequest], source: str, target: str) -> list[Translation]: ...
+
+    def translation_pairs(self) -> tuple[tuple[str, str], ...]: ...
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float = 1.0) -> AudioClip: ...
+
+    def voices(self, language: str | None = None) -> tuple[Voice, ...]: ...
+
+
+class LocalClients:
+    """The profile's engines in this process, each built on first use."""
+
+    def __init__(self, profile: ProfileModels, separation: str, store: ModelStore | None = None) -> None:
+        from octavia.models.store import ModelStore
+
+        self.profile = profile
+        self.separation = separation
+        self.store = store or ModelStore()
+
+    @cached_property
+    def _asr(self) -> Any:
+        from serve_apps.asr.engine import FasterWhisperEngine
+
+        return FasterWhisperEngine(self.store.resolve(self.profile.asr))
+
+    @cached_property
+    def diarizer(self) -> ClusteringDiarizer:
+        from serve_apps.diarize.engine import offline_diarizer
+
+        return offline_diarizer(self.store)
+
+    @cached_property
+    def _separator(self) -> Any:
+        from serve_apps.separate.engine import create_separation_engine
+
+        return create_separation_engine(self.separation, store=self.store)
+
+    @cached_property
+    def _translator(self) -> Any:
+        from serve_apps.translate.engine import create_translation_engine
+
+        return create_translation_engine(self.profile.translation, store=self.store)
+
+    @cached_property
+    def _tts(self) -> list[Any]:
+        from serve_apps.tts.engine import load_engine
+
+        return [load_engine(model, self.store) for model in self.profile.tts]
+
+    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
+        return self._asr.transcribe(audio, language, offset=offset)
+
+    def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings:
+        return self.diarizer.embed_speech(audio, offset)
+
+    def separate(self, audio: AudioClip) -> Stems:
+        return self._separator.separate(audio)
+
+    def translate(self, batch: list[TranslationRequest], source: str, target: str) -> list[Translation]:
+        return self._translator.translate(batch, source, target)
+
+    def translation_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._translator.pairs())
+
+    def voices(self, language: str | None = None) -> tuple[Voice, ...]:
+        from serve_apps.tts.voices import voices_for_language
+
+        if language is None:
+            return tuple(v for e in self._tts for v in e.voices())
+        return voices_for_language(language, self._tts)
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float = 1.0) -> AudioClip:
+        for engine in self._tts:
+            if any(v.id == voice for v in engine.voices()):
+                return engine.synthesize(text, language, voice, speed=speed)
+        raise ValueError(f"no engine has voice {voice!r}")
+
+
+class ServeClients:
+    """The same calls through Ray Serve deployment handles (blocking on each result)."""
+
+    def __init__(self, apps: dict[str, str] | None = None) -> None:
+        from ray import serve
+
+        names = {family: (apps or {}).get(family, app) for family, (app, _) in SERVE_DEPLOYMENTS.items()}
+        self._handles = {
+            family: serve.get_deployment_handle(deployment, app_name=names[family])
+            for family, (_, deployment) in SERVE_DEPLOYMENTS.items()
+        }
+
+    def _call(self, family: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self._handles[family], method).remote(*args, **kwargs).result()
+
+    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
+        return self._call("asr", "transcribe", audio, language, offset)
+
+    def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings:
+        return self._call("diarize", "embed_speech", audio, offset)
+
+    def separate(self, audio: AudioClip) -> Stems:
+        return self._call("separate", "separate", audio)
+
+    def translate(self, batch: list[TranslationRequest], source: str, target: str) -> list[Translation]:
+        return self._call("translate", "translate", batch, source, target)
+
+    def translation_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._call("translate", "pairs"))
+
+    def voices(self, language: str | None = None) -> tuple[Voice, ...]:
+        return tuple(self._call("tts", "voices", language))
+
+    def synthesize(self, text: str, language: str, voice: str, speed: float = 1.0) -> AudioClip:
+        return self._call("tts", "synthesize", text, language, voice, speed)

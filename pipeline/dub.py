@@ -1,0 +1,558 @@
+"""One dub: a video in, dubbed videos, subtitles and a transcript out.
+
+The per-chunk work (separation, ASR, speaker embeddings) and the per-line work (synthesis) go through an
+`Executor` (a Ray Data job on a cluster); the whole-video steps (language vote, speaker clustering, voice choice,
+translation with context, time-fit, assembly, mux) run once, here. Every intermediate result is cached in the
+`ArtifactStore`, so a re-run after a crash redoes only what did not finish. Outputs are written under temporary
+names and renamed at the end: a failed run never leaves a file under a final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octavia.audio import AudioClip
+from octavia.errors import OctaviaError, UnsupportedLanguagePairError
+from octavia.languages import normalize
+from octavia.models.store import ModelStore
+from octavia.profiles import ProfileModels
+from octavia.profiles import resolve as resolve_profile
+from octavia.records import Diarization, Segment, SpeakerProfile, Translation, TranslationRequest
+from pipeline.artifacts import ArtifactStore, content_key, file_hash
+from pipeline.chunking import plan_chunks
+from pipeline.executors import Executor
+from pipeline.media.ffmpeg import run_ffmpeg
+from pipeline.media.probe import MediaInfo, probe_media
+from pipeline.records import (
+    ChunkAnalysis,
+    DubbedLine,
+    DubRequest,
+    LanguageResult,
+    ProgressEvent,
+    RunInfo,
+    SpeakerSummary,
+    TranscriptDocument,
+)
+from pipeline.stages import (
+    SPEECH_RATE,
+    ChunkAnalyzer,
+    LineSynthesizer,
+    StageContext,
+    SynthesisJob,
+    SynthesisResult,
+    read_span,
+)
+from pipeline.timeline import LineTiming
+
+log = logging.getLogger(__name__)
+
+MIX_RATE = 48_000
+TRANSLATION_BATCH = 32
+PROFILE_SECONDS = 30.0  # of each speaker's speech used to estimate their pitch
+
+ProgressHook = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class DubResult:
+    out_dir: Path
+    source_language: str
+    duration: float
+    outputs: dict[str, list[Path]]  # language -> files, plus "source" for language-independent ones
+    failed: dict[str, str] = field(default_factory=dict)  # language -> error message
+    chunks_computed: int = 0
+    chunks_cached: int = 0
+    lines_computed: int = 0
+    lines_cached: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class _Outputs:
+    """Files written under a hidden temporary directory, moved to their final names only on commit."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = out_dir / f".octavia-partial-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir()
+
+    def path(self, name: str) -> Path:
+        return self.tmp / name
+
+    def commit(self, names: list[str]) -> list[Path]:
+        final = []
+        for name in names:
+            target = self.out_dir / name
+            (self.tmp / name).replace(target)
+            final.append(target)
+        return final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class _Progress:
+    """Turns stage counts into events with an ETA per stage."""
+
+    def __init__(self, hook: ProgressHook | None) -> None:
+        self.hook = hook
+        self.started: dict[str, float] = {}
+
+    def __call__(self, stage: str, completed: int, total: int) -> None:
+        if self.hook is None:
+            return
+        now = time.monotonic()
+        start = self.started.setdefault(stage, now)
+        eta = None
+        if 0 < completed < total:
+            eta = (now - start) / completed * (total - completed)
+        elif completed >= total:
+            eta = 0.0
+        self.hook(ProgressEvent(stage=stage, completed=completed, total=total, eta_seconds=eta))
+
+
+def separation_engine(choice: str, profile: ProfileModels) -> str:
+    """The separation model for a `--separation` choice."""
+    if choice == "auto":
+        return profile.separation
+    if choice == "spleeter":
+        return "spleeter-2stems"
+    if choice == "demucs":
+        return "htdemucs"
+    return "none"
+
+
+class DubRun:
+    def __init__(
+        self,
+        request: DubRequest,
+        *,
+        executor: Executor,
+        clients: Any,
+        clients_mode: str,
+        store: ArtifactStore | None = None,
+        models: ModelStore | None = None,
+        hook: ProgressHook | None = None,
+        serve_apps: dict[str, str] | None = None,
+    ) -> None:
+        self.request = request
+        self.executor = executor
+        self.clients = clients
+        self.clients_mode = clients_mode
+        self.store = store or ArtifactStore()
+        self.models = models or ModelStore()
+        self.progress = _Progress(hook)
+        self.serve_apps = serve_apps or {}
+        self.profile = resolve_profile(request.profile)
+        self.separation = separation_engine(request.separation, self.profile)
+
+    # -- the whole run ---------------------------------------------------------------------------------
+    def run(self) -> DubResult:
+        req = self.request
+        info = probe_media(req.input)
+        stream = info.require_audio()
+        targets = list(dict.fromkeys(normalize(t) for t in req.targets))
+        source = normalize(req.source) if req.source else None
+        pairs = set(self.clients.translation_pairs())
+        self._check_pairs(source, targets, pairs)
+
+        self.progress("prepare", 0, 1)
+        input_sha = file_hash(req.input)
+        channels = min(2, max(1, stream.channels))
+        mix_wav = self._extract(req.input, input_sha, MIX_RATE, channels)
+        duration = info.duration or AudioClip.read(str(mix_wav)).duration
+        speech_spans = self._speech_spans(mix_wav, input_sha)
+        chunk_plan = plan_chunks(speech_spans, duration, req.max_chunk_seconds)
+        self.progress("prepare", 1, 1)
+
+        ctx = StageContext(
+            clients=self.clients_mode,  # type: ignore[arg-type]
+            profile=self.profile.name,
+            separation=self.separation,
+            asr_model=self.profile.asr,
+            artifact_root=str(self.store.root),
+            input_sha256=input_sha,
+            mix_wav=str(mix_wav),
+            language=source,
+            serve_apps=self.serve_apps,
+        )
+        result = DubResult(out_dir=req.out_dir, source_language=source or "", duration=duration, outputs={})
+        analyses = self._analyze(ctx, chunk_plan.chunks, result)
+        language = source or self._vote_language(analyses)
+        if source is None:
+            self._check_pairs(language, targets, pairs)
+            redo = [a.chunk for a in analyses if a.language != language and a.segments]
+            if redo:  # chunks that detected another language are transcribed again in the majority language
+                forced = ctx.model_copy(update={"language": language})
+                again = {a.chunk.index: a for a in self._analyze(forced, redo, result)}
+                analyses = [again.get(a.chunk.index, a) for a in analyses]
+        result.source_language = language
+
+        segments = _renumber(analyses)
+        diarization = self._speakers(analyses)
+        segments = tuple(s.model_copy(update={"speaker": diarization.speaker_at(s)}) for s in segments)
+        profiles = self._speaker_profiles(segments, analyses, mix_wav)
+        background = self._background(analyses, mix_wav, duration, input_sha)
+
+        outputs = _Outputs(req.out_dir)
+        stem = req.input.stem
+        try:
+            source_files = self._write_source_outputs(outputs, stem, language, segments, background)
+            translations: dict[str, tuple[Translation, ...]] = {}
+            languages: dict[str, LanguageResult] = {}
+            voices_by_speaker: dict[str, dict[str, str]] = {p.speaker: {} for p in profiles}
+            committed: dict[str, list[str]] = {}
+            for target in targets:
+                try:
+                    lang_result, lang_translations = self._dub_language(
+                        target, language, segments, profiles, info, background, duration, outputs, stem, ctx, result
+                    )
+                except OctaviaError as exc:
+                    log.error("dubbing into %s failed: %s", target, exc.message)
+                    result.failed[target] = exc.message
+                    continue
+                translations[target] = lang_translations
+                languages[target] = lang_result
+                committed[target] = list(lang_result.outputs.values())
+                for line in lang_result.lines:
+                    if line.speaker is not None:
+                        voices_by_speaker.setdefault(line.speaker, {})[target] = line.voice
+
+            transcript = TranscriptDocument(
+                source_language=language,
+                duration=duration,
+                segments=segments,
+                speakers=tuple(
+                    SpeakerSummary(
+                        speaker=p.speaker,
+                        profile=p,
+                        voices=voices_by_speaker.get(p.speaker, {}),
+                        speech_seconds=round(sum(s.duration for s in segments if s.speaker == p.speaker), 3),
+                    )
+                    for p in profiles
+                ),
+                translations=translations,
+                languages=languages,
+                run=RunInfo(
+                    request=req,
+                    profile=self.profile.name,
+                    input_sha256=input_sha,
+                    duration=duration,
+                    separation=self.separation,
+                    background_key=background[0],
+                ),
+            )
+            transcript_name = f"{stem}.transcript.json"
+            outputs.path(transcript_name).write_text(transcript.model_dump_json(indent=2))
+            for target, names in committed.items():
+                result.outputs[target] = outputs.commit(names)
+            result.outputs["source"] = outputs.commit([*source_files, transcript_name])
+        finally:
+            outputs.discard()
+        self.progress("done", 1, 1)
+        return result
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _check_pairs(self, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
+        available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
+        for target in targets:
+            ok = any(b == target for _, b in pairs) if source is None else (source, target) in pairs
+            if source is not None and source == target:
+                ok = True  # re-voicing in the same language needs no translation
+            if not ok:
+                raise UnsupportedLanguagePairError(
+                    f"the {self.profile.name} profile cannot translate "
+                    f"{source or 'any language'} -> {target}; available pairs: {available}",
+                    details={"source": source, "target": target, "pairs": sorted(f"{a}-{b}" for a, b in pairs)},
+                )
+
+    def _extract(self, path: Path, input_sha: str, rate: int, channels: int) -> Path:
+        key = content_key("extract", {"rate": rate, "channels": channels}, input_sha)
+        wav = self.store.audio_path("input", key)
+        if not wav.exists():
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
+            try:
+                run_ffmpeg(
+                    ["-i", str(path), "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate),
+                     "-c:a", "pcm_f32le", str(tmp)],
+                    what="extract the audio",
+                )  # fmt: skip
+                tmp.replace(wav)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return wav
+
+    def _speech_spans(self, mix_wav: Path, input_sha: str) -> list[Any]:
+        from octavia.records import TimeSpan
+        from serve_apps.asr.vad import SileroVad
+
+        key = content_key("vad", {"model": self.profile.vad}, input_sha)
+        cached = self.store.get_array("vad", key)
+        if cached is not None:
+            return [TimeSpan(start=float(a), end=float(b)) for a, b in cached.reshape(-1, 2)]
+        vad = SileroVad(self.models.resolve(self.profile.vad))
+        clip = AudioClip.read(str(mix_wav), sample_rate=SPEECH_RATE)
+        spans = vad.speech_spans(clip, min_silence=0.3)
+        self.store.put_array("vad", key, np.array([[s.start, s.end] for s in spans], np.float64).reshape(-1, 2))
+        return spans
+
+    def _analyze(self, ctx: StageContext, chunks: Any, result: DubResult) -> list[ChunkAnalysis]:
+        rows = [{"chunk": c.model_dump_json()} for c in chunks]
+        analyses: list[ChunkAnalysis] = []
+
+        def collect(row: dict[str, Any]) -> None:
+            analyses.append(ChunkAnalysis.model_validate_json(row["analysis"]))
+            if row["cached"]:
+                result.chunks_cached += 1
+            else:
+                result.chunks_computed += 1
+            self.progress("analyze", len(analyses), len(rows))
+
+        self.progress("analyze", 0, len(rows))
+        self.executor.map(ChunkAnalyzer, ctx.model_dump_json(), rows, name=self._name("analyze"), on_row=collect)
+        return sorted(analyses, key=lambda a: a.chunk.index)
+
+    def _name(self, stage: str) -> str:
+        return f"dub {self.request.input.name} -> {','.join(self.request.targets)}: {stage}"
+
+    @staticmethod
+    def _vote_language(analyses: list[ChunkAnalysis]) -> str:
+        votes: Counter[str] = Counter()
+        for a in analyses:
+            votes[a.language] += sum(s.duration for s in a.segments) or 1e-3 * a.language_probability
+        return votes.most_common(1)[0][0]
+
+    def _speakers(self, analyses: list[ChunkAnalysis]) -> Diarization:
+        """Speakers clustered over the embeddings of the WHOLE input, never per chunk."""
+        from serve_apps.diarize.embedding import EMBEDDERS
+        from serve_apps.diarize.engine import SpeechEmbeddings, assign_speakers
+
+        parts = []
+        for a in analyses:
+            vectors = self.store.get_array("embeddings", a.embeddings_key)
+            if vectors is None or not a.windows:
+                continue
+            parts.append(SpeechEmbeddings(a.windows, vectors))
+        threshold = EMBEDDERS[self.profile.speaker_embedding].distance_threshold
+        return assign_speakers(parts, self.request.speakers, threshold=threshold)
+
+    def _speaker_profiles(
+        self, segments: tuple[Segment, ...], analyses: list[ChunkAnalysis], mix_wav: Path
+    ) -> list[SpeakerProfile]:
+        from serve_apps.tts.voices import estimate_speaker_profile
+
+        by_chunk = {a.chunk.index: a for a in analyses}
+        profiles = []
+        for speaker in sorted({s.speaker for s in segments if s.speaker}):
+            pieces: list[np.ndarray] = []
+            total = 0.0
+            for seg in (s for s in segments if s.speaker == speaker):
+                if total >= PROFILE_SECONDS:
+                    break
+                chunk = next(a for a in by_chunk.values() if a.chunk.start <= seg.start < a.chunk.end + 1e-6)
+                if chunk.stems_key:
+                    vocals = self.store.audio_path("vocals", chunk.stems_key)
+                    clip = read_span(vocals, seg.start - chunk.chunk.start, seg.end - chunk.chunk.start)
+                else:
+                    clip = read_span(mix_wav, seg.start, seg.end)
+                clip = clip.mono().resample(SPEECH_RATE)
+                pieces.append(clip.samples)
+                total += clip.duration
+            audio = AudioClip(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), SPEECH_RATE)
+            profiles.append(estimate_speaker_profile(speaker, audio))
+        return profiles
+
+    def _background(
+        self, analyses: list[ChunkAnalysis], mix_wav: Path, duration: float, input_sha: str
+    ) -> tuple[str, Path]:
+        """The full-length track the dub goes over: separated background, or the original mix (ducked later)."""
+        if self.separation == "none":
+            return f"input:{mix_wav.stem}", mix_wav
+        key = content_key("background", {"separation": self.separation}, input_sha)
+        path = self.store.audio_path("background-full", key)
+        if not path.exists():
+            pieces = []
+            for a in analyses:
+                clip = self.store.get_audio("background", a.stems_key) if a.stems_key else None
+                if clip is None:
+                    clip = read_span(mix_wav, a.chunk.start, a.chunk.end)
+                pieces.append(clip.samples.reshape(clip.channels, -1))
+            self.store.put_audio("background-full", key, AudioClip(np.concatenate(pieces, axis=1), MIX_RATE))
+        return key, path
+
+    def _write_source_outputs(
+        self, outputs: _Outputs, stem: str, language: str, segments: tuple[Segment, ...], background: tuple[str, Path]
+    ) -> list[str]:
+        from pipeline.subtitles import Cue, write_subtitles
+
+        cues = [Cue(start=s.start, end=s.end, text=s.text, speaker=s.speaker) for s in segments if s.text.strip()]
+        names = [f"{stem}.{language}.srt"]
+        write_subtitles(cues, outputs.path(names[0]))
+        if self.separation != "none":
+            name = f"{stem}.background.wav"
+            clip = AudioClip.read(str(background[1]), mono=False)
+            clip.write(str(outputs.path(name)))
+            names.append(name)
+        return names
+
+    def _translate(self, source: str, target: str, segments: tuple[Segment, ...]) -> tuple[Translation, ...]:
+        spoken = [s for s in segments if s.text.strip()]
+        if source == target:
+            return tuple(
+                Translation(
+                    segment_id=s.id, source_text=s.text, text=s.text, source_language=source, target_language=target
+                )
+                for s in spoken
+            )
+        requests = [
+            TranslationRequest(
+                segment_id=s.id,
+                text=s.text,
+                context_before=spoken[i - 1].text if i > 0 else "",
+                context_after=spoken[i + 1].text if i + 1 < len(spoken) else "",
+            )
+            for i, s in enumerate(spoken)
+        ]
+        done: list[Translation] = []
+        total = math.ceil(len(requests) / TRANSLATION_BATCH)
+        self.progress(f"translate:{target}", 0, total)
+        for n, i in enumerate(range(0, len(requests), TRANSLATION_BATCH), start=1):
+            done.extend(self.clients.translate(requests[i : i + TRANSLATION_BATCH], source, target))
+            self.progress(f"translate:{target}", n, total)
+        return tuple(done)
+
+    def _dub_language(
+        self,
+        target: str,
+        source: str,
+        segments: tuple[Segment, ...],
+        profiles: list[SpeakerProfile],
+        info: MediaInfo,
+        background: tuple[str, Path],
+        duration: float,
+        outputs: _Outputs,
+        stem: str,
+        ctx: StageContext,
+        result: DubResult,
+    ) -> tuple[LanguageResult, tuple[Translation, ...]]:
+        from pipeline.mix import build_dub_track, mix, retime
+        from pipeline.mux import AudioTrack, mux, output_suffix
+        from pipeline.subtitles import cues_from_plan, write_subtitles
+        from pipeline.timefit import plan_fit
+        from serve_apps.tts.voices import assign_voices
+
+        translations = self._translate(source, target, segments)
+        by_segment = {s.id: s for s in segments}
+        voices = self.clients.voices(target)
+        assignment = assign_voices(profiles, list(voices)) if profiles else None
+        default_voice = voices[0].id
+        jobs = [
+            SynthesisJob(
+                segment_id=t.segment_id,
+                text=t.text,
+                language=target,
+                voice=assignment.voices.get(by_segment[t.segment_id].speaker or "", default_voice)
+                if assignment
+                else default_voice,
+            )
+            for t in translations
+            if t.text.strip()
+        ]
+        synthesized: dict[int, SynthesisResult] = {}
+
+        def collect(row: dict[str, Any]) -> None:
+            res = SynthesisResult.model_validate_json(row["result"])
+            synthesized[res.segment_id] = res
+            if res.cached:
+                result.lines_cached += 1
+            else:
+                result.lines_computed += 1
+            self.progress(f"synthesize:{target}", len(synthesized), len(jobs))
+
+        self.progress(f"synthesize:{target}", 0, len(jobs))
+        rows = [{"job": j.model_dump_json()} for j in jobs]
+        self.executor.map(
+            LineSynthesizer, ctx.model_dump_json(), rows, name=self._name(f"tts {target}"), on_row=collect
+        )
+
+        self.progress(f"assemble:{target}", 0, 1)
+        timings = [
+            LineTiming(
+                segment_id=j.segment_id,
+                start=by_segment[j.segment_id].start,
+                end=by_segment[j.segment_id].end,
+                synth_duration=synthesized[j.segment_id].duration,
+            )
+            for j in jobs
+        ]
+        plan = plan_fit(timings, duration, self.request.max_speedup)
+        clips = {
+            j.segment_id: AudioClip.read(str(self.store.audio_path("lines", synthesized[j.segment_id].audio_key)))
+            for j in jobs
+        }
+        dub_track = build_dub_track(plan, clips, sample_rate=MIX_RATE, channels=1)
+        bed = AudioClip.read(str(background[1]), mono=False)
+        bed = retime(bed, plan) if plan.has_slowdown else bed
+        mixed = mix(
+            dub_track,
+            bed,
+            speech=plan.speech_spans(),
+            ducking=self.request.ducking,
+            target_lufs=self.request.target_lufs,
+        )
+        names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
+        mixed.write(str(outputs.path(names["wav"])))
+        texts = {t.segment_id: t.text for t in translations}
+        speakers = {s.id: s.speaker for s in segments if s.speaker}
+        cues = cues_from_plan(plan, texts, speakers)
+        write_subtitles(cues, outputs.path(names["srt"]))
+        write_subtitles(cues, outputs.path(names["vtt"]))
+        self.progress(f"assemble:{target}", 1, 1)
+
+        self.progress(f"mux:{target}", 0, 1)
+        names["video"] = f"{stem}.{target}{output_suffix(info)}"
+        mux(
+            self.request.input,
+            [AudioTrack(path=outputs.path(names["wav"]), language=target)],
+            outputs.path(names["video"]),
+            original_audio=self.request.keep_original_audio,
+            original_language=source,
+            subtitles_to_burn=outputs.path(names["srt"]) if self.request.burn_subtitles else None,
+            plan=plan,
+        )
+        self.progress(f"mux:{target}", 1, 1)
+
+        fits = {f.segment_id: f for f in plan.lines}
+        lines = tuple(
+            DubbedLine(
+                segment_id=j.segment_id,
+                speaker=by_segment[j.segment_id].speaker,
+                text=j.text,
+                voice=j.voice,
+                audio_key=synthesized[j.segment_id].audio_key,
+                synth_duration=synthesized[j.segment_id].duration,
+                fit=fits.get(j.segment_id),
+            )
+            for j in jobs
+        )
+        return LanguageResult(language=target, lines=lines, plan=plan, outputs=names), translations
+
+
+def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:
+    segments = [s for a in analyses for s in a.segments]
+    return tuple(s.model_copy(update={"id": i}) for i, s in enumerate(segments))

@@ -1,0 +1,226 @@
+"""The dub entrypoint: `python -m pipeline.job ...` (what the control plane submits as a Ray job) and the engine
+behind `octavia dub`.
+
+With no cluster address (argument, or `RAY_ADDRESS` as Ray sets it inside a Ray job) it starts an embedded local
+Ray, deploys the Serve applications of `serve_apps/configs/serve-cpu.yaml` (or `serve-gpu.yaml` for the quality
+profile) that the run needs, and stops everything at the end. On a cluster it uses the applications already
+deployed there (the RayService of the Helm chart), or deploys them with `--deploy`.
+
+Exit codes: 0 every language produced; 1 some languages failed; 2 bad input; 3 any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from octavia.errors import BadInputError, OctaviaError
+from octavia.languages import normalize
+from pipeline.dub import DubResult, DubRun, ProgressHook, separation_engine
+from pipeline.media.probe import probe_media
+from pipeline.records import DubRequest
+
+log = logging.getLogger(__name__)
+
+CONFIGS = Path(__file__).resolve().parent.parent / "serve_apps" / "configs"
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2, 3
+
+
+def validate(request: DubRequest) -> None:
+    """Fail fast, before any cluster starts: unreadable input, no audio, unknown language codes."""
+    if not request.input.exists():
+        from octavia.errors import InputNotFoundError
+
+        raise InputNotFoundError(f"input file not found: {request.input}", details={"path": str(request.input)})
+    probe_media(request.input).require_audio()
+    for code in (*request.targets, *([request.source] if request.source else [])):
+        normalize(code)
+    if request.out_dir.exists() and not request.out_dir.is_dir():
+        raise BadInputError(f"--out {request.out_dir} exists and is not a directory")
+
+
+def run_name(request: DubRequest) -> str:
+    return f"octavia dub {request.input.name} -> {','.join(request.targets)}"
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> Iterator[bool]:
+    """Connect to `address` (or the cluster this process runs in), else start an embedded one. Yields
+    whether it is embedded."""
+    import ray
+    from ray.job_config import JobConfig
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    embedded = not address
+    if ray.is_initialized():
+        yield False
+        return
+    job_config = JobConfig(metadata={"job_name": name})
+    if embedded:
+        # Token auth is for shared clusters; the embedded one listens on this machine only.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=dashboard,
+            namespace="octavia",
+            job_config=job_config,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    else:
+        ray.init(address=address, namespace="octavia", job_config=job_config, logging_level=logging.WARNING)
+    try:
+        yield embedded
+    finally:
+        if embedded:
+            from ray import serve
+
+            with contextlib.suppress(Exception):
+                serve.shutdown()
+        ray.shutdown()
+
+
+def deploy_serve_apps(config: Path, families: set[str]) -> dict[str, str]:
+    """Deploy the applications of a Serve config file that the run needs; returns family -> app name."""
+    from pipeline.serving import deploy_config
+
+    return deploy_config(config, only=families)
+
+
+def needed_families(request: DubRequest, profile_name: str) -> set[str]:
+    from octavia.profiles import resolve
+
+    families = {"asr", "diarize", "translate", "tts"}
+    if separation_engine(request.separation, resolve(profile_name)) != "none":
+        families.add("separate")
+    return families
+
+
+def run_job(
+    request: DubRequest,
+    *,
+    address: str | None = None,
+    parallelism: int = 2,
+    hook: ProgressHook | None = None,
+    local: bool = False,
+    deploy: bool = False,
+    dashboard: bool = False,
+    artifact_dir: Path | None = None,
+) -> DubResult:
+    """Run one dub; `local=True` runs every stage in this process without Ray."""
+    from octavia.profiles import resolve
+    from pipeline.artifacts import ArtifactStore
+
+    validate(request)
+    profile = resolve(request.profile)
+    request = request.model_copy(update={"profile": profile.name})
+    store = ArtifactStore(artifact_dir)
+    if local:
+        from pipeline.clients import LocalClients
+        from pipeline.executors import LocalExecutor
+
+        clients = LocalClients(profile, separation_engine(request.separation, profile))
+        return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
+                      hook=hook).run()  # fmt: skip
+
+    from pipeline.clients import ServeClients
+    from pipeline.executors import RayDataExecutor
+
+    with ray_cluster(address, name=run_name(request), dashboard=dashboard) as embedded:
+        apps: dict[str, str] = {}
+        if embedded or deploy:
+            config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
+            apps = deploy_serve_apps(config, needed_families(request, profile.name))
+        run = DubRun(
+            request,
+            executor=RayDataExecutor(parallelism),
+            clients=ServeClients(apps),
+            clients_mode="serve",
+            store=store,
+            hook=hook,
+            serve_apps=apps,
+        )
+        return run.run()
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="python -m pipeline.job", description="Dub one video with Octavia.")
+    p.add_argument("--input", required=True, type=Path, help="video or audio file")
+    p.add_argument("--to", required=True, help="target languages, comma separated (ISO 639-1: es,pt)")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--from", dest="source", default="auto", help="source language or auto (default)")
+    p.add_argument("--profile", default="auto", choices=["auto", "offline", "quality"])
+    p.add_argument("--speakers", default="auto", help="auto or a number")
+    p.add_argument("--separation", default="auto", choices=["auto", "none", "spleeter", "demucs"])
+    p.add_argument("--keep-original-audio", action="store_true")
+    p.add_argument("--burn-subtitles", action="store_true")
+    p.add_argument("--max-chunk-seconds", type=float, default=60.0)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
+    p.add_argument("--deploy", action="store_true", help="deploy the Serve applications on the cluster first")
+    p.add_argument("--parallelism", type=int, default=2, help="chunks and lines processed at once")
+    p.add_argument("--local", action="store_true", help="no Ray: every stage in this process")
+    p.add_argument("--progress-url", default=None, help="POST progress here (token in $OCTAVIA_PROGRESS_TOKEN)")
+    args = p.parse_args(argv)
+    request = DubRequest(
+        input=args.input,
+        targets=tuple(t.strip() for t in args.to.split(",") if t.strip()),
+        source=None if args.source == "auto" else args.source,
+        out_dir=args.out,
+        profile=args.profile,
+        speakers=None if args.speakers == "auto" else int(args.speakers),
+        separation=args.separation,
+        keep_original_audio=args.keep_original_audio,
+        burn_subtitles=args.burn_subtitles,
+        max_chunk_seconds=args.max_chunk_seconds,
+    )
+    return request, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reporter: Any = None
+    try:
+        request, args = parse_args(argv)
+        if args.progress_url:
+            from pipeline.progress import HttpProgressReporter
+
+            reporter = HttpProgressReporter(args.progress_url, os.environ.get("OCTAVIA_PROGRESS_TOKEN", ""),
+                                            request.targets)  # fmt: skip
+        result = run_job(
+            request,
+            address=args.address,
+            parallelism=args.parallelism,
+            hook=reporter,
+            local=args.local,
+            deploy=args.deploy,
+        )
+    except OctaviaError as exc:
+        log.error("%s: %s", exc.code, exc.message)
+        if reporter is not None:
+            reporter.finish("failed", error={"code": exc.code, "message": exc.message})
+        return EXIT_BAD_INPUT if isinstance(exc, BadInputError) else EXIT_ERROR
+    except ValueError as exc:  # pydantic validation of the arguments
+        log.error("bad arguments: %s", exc)
+        if reporter is not None:
+            reporter.finish("failed", error={"code": "bad_input", "message": str(exc)})
+        return EXIT_BAD_INPUT
+    if reporter is not None:
+        if result.ok:
+            reporter.finish("succeeded", media_duration=result.duration)
+        else:
+            message = "; ".join(f"{lang}: {msg}" for lang, msg in result.failed.items())
+            reporter.finish("failed", error={"code": "language_failed", "message": message})
+    for files in result.outputs.values():
+        for f in files:
+            log.info("wrote %s", f)
+    return EXIT_OK if result.ok else EXIT_PARTIAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

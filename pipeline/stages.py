@@ -1,0 +1,144 @@
+"""The per-chunk and per-line stages, as callable classes that Ray Data runs in actors (or called directly).
+
+A stage gets its settings as one JSON string (`StageContext`), builds its model clients in `__init__` (an actor
+does it once), and maps one row to one row. Results are cached in the artifact store, so a re-run after a crash
+finds finished chunks and lines and does not recompute them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from octavia.audio import AudioClip
+from octavia.records import Record
+from pipeline.artifacts import ArtifactStore, content_key
+from pipeline.chunking import Chunk
+from pipeline.records import ChunkAnalysis
+
+SPEECH_RATE = 16_000
+
+
+class StageContext(Record):
+    clients: Literal["local", "serve"]
+    profile: str
+    separation: str  # engine name: "none", "spleeter-2stems", "htdemucs"
+    asr_model: str
+    artifact_root: str
+    input_sha256: str
+    mix_wav: str  # the input's audio at the mixing rate (for separation)
+    language: str | None = None  # forced source language, None: detect per chunk
+    serve_apps: dict[str, str] = Field(default_factory=dict)
+
+
+class SynthesisJob(Record):
+    segment_id: int
+    text: str
+    language: str
+    voice: str
+
+
+class SynthesisResult(Record):
+    segment_id: int
+    audio_key: str
+    duration: float
+    cached: bool
+
+
+def make_clients(ctx: StageContext) -> Any:
+    if ctx.clients == "serve":
+        from pipeline.clients import ServeClients
+
+        return ServeClients(ctx.serve_apps)
+    from octavia.profiles import PROFILES
+    from pipeline.clients import LocalClients
+
+    return LocalClients(PROFILES[ctx.profile], ctx.separation)
+
+
+def read_span(path: str | Path, start: float, end: float) -> AudioClip:
+    """A slice of a WAV file without reading the rest of it."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        a = round(start * sr)
+        f.seek(min(a, f.frames))
+        data = f.read(max(0, min(round(end * sr), f.frames) - a), dtype="float32", always_2d=True)
+    return AudioClip(np.ascontiguousarray(data.T), sr)
+
+
+def chunk_key(ctx: StageContext, chunk: Chunk) -> str:
+    config = {"asr": ctx.asr_model, "separation": ctx.separation, "language": ctx.language, "profile": ctx.profile}
+    return content_key("chunk", config, ctx.input_sha256, f"{chunk.start:.3f}-{chunk.end:.3f}")
+
+
+class ChunkAnalyzer:
+    """Separation, ASR and speaker embeddings for one chunk."""
+
+    def __init__(self, context: str) -> None:
+        self.ctx = StageContext.model_validate_json(context)
+        self.store = ArtifactStore(self.ctx.artifact_root)
+        self.clients = make_clients(self.ctx)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        chunk = Chunk.model_validate_json(row["chunk"])
+        key = chunk_key(self.ctx, chunk)
+        cached = self.store.get_record("chunks", key, ChunkAnalysis)
+        if cached is not None:
+            return {"analysis": cached.model_dump_json(), "cached": True}
+        mix = read_span(self.ctx.mix_wav, chunk.start, chunk.end)
+        stems_key = None
+        voice = mix
+        if self.ctx.separation != "none" and mix.num_frames:
+            stems = self.clients.separate(mix)
+            stems_key = key
+            self.store.put_audio("vocals", key, stems.vocals)
+            self.store.put_audio("background", key, stems.background)
+            voice = stems.vocals
+        speech = voice.mono().resample(SPEECH_RATE)
+        transcription = self.clients.transcribe(speech, self.ctx.language, chunk.start)
+        embedded = self.clients.embed_speech(speech, chunk.start)
+        self.store.put_array("embeddings", key, np.asarray(embedded.vectors, dtype=np.float32))
+        analysis = ChunkAnalysis(
+            chunk=chunk,
+            language=transcription.language,
+            language_probability=transcription.language_probability,
+            segments=transcription.segments,
+            windows=tuple(embedded.windows),
+            embeddings_key=key,
+            stems_key=stems_key,
+        )
+        self.store.put_record("chunks", key, analysis)
+        return {"analysis": analysis.model_dump_json(), "cached": False}
+
+
+def synthesis_key(job: SynthesisJob, profile: str) -> str:
+    return content_key("tts", {"profile": profile, "voice": job.voice, "language": job.language}, job.text)
+
+
+class LineSynthesizer:
+    """Speaks one translated line in its speaker's voice."""
+
+    def __init__(self, context: str) -> None:
+        self.ctx = StageContext.model_validate_json(context)
+        self.store = ArtifactStore(self.ctx.artifact_root)
+        self.clients = make_clients(self.ctx)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        job = SynthesisJob.model_validate_json(row["job"])
+        key = synthesis_key(job, self.ctx.profile)
+        path = self.store.audio_path("lines", key)
+        if path.exists():
+            import soundfile
+
+            info = soundfile.info(str(path))
+            result = SynthesisResult(segment_id=job.segment_id, audio_key=key, duration=info.duration, cached=True)
+        else:
+            clip = self.clients.synthesize(job.text, job.language, job.voice)
+            self.store.put_audio("lines", key, clip)
+            result = SynthesisResult(segment_id=job.segment_id, audio_key=key, duration=clip.duration, cached=False)
+        return {"result": result.model_dump_json()}

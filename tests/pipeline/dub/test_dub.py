@@ -1,0 +1,126 @@
+"""A real dub (every stage in-process, real offline models) and its output contract."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pysubs2
+import pytest
+
+from octavia.audio import AudioClip
+from pipeline.job import run_job
+from pipeline.media.probe import probe_media
+from pipeline.records import DubRequest, TranscriptDocument
+
+
+def video_md5(path: Path) -> str:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def dubbed(conversation, artifact_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    request = DubRequest(
+        input=conversation.path,
+        targets=("es",),
+        out_dir=out,
+        profile="offline",
+        separation="none",
+        keep_original_audio=True,
+        max_speedup=1.6,
+    )
+    result = run_job(request, local=True, artifact_dir=artifact_dir)
+    doc = TranscriptDocument.model_validate_json((out / "talk.transcript.json").read_text())
+    return result, doc, out
+
+
+def test_output_contract_names_and_nothing_half_written(dubbed):
+    result, _, out = dubbed
+    assert result.ok
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        ["talk.es.mp4", "talk.es.srt", "talk.es.vtt", "talk.es.wav", "talk.en.srt", "talk.transcript.json"]
+    )
+
+
+def test_duration_and_video_packets_unchanged_without_slowdown(dubbed, conversation):
+    _, doc, out = dubbed
+    assert not doc.languages["es"].plan.has_slowdown
+    source = probe_media(conversation.path)
+    dub = probe_media(out / "talk.es.mp4")
+    assert dub.duration == pytest.approx(source.duration, abs=0.05)
+    assert video_md5(out / "talk.es.mp4") == video_md5(conversation.path)
+    mix = AudioClip.read(str(out / "talk.es.wav"))
+    assert mix.duration == pytest.approx(source.duration, abs=0.05)
+
+
+def test_audio_tracks_are_tagged(dubbed):
+    _, _, out = dubbed
+    info = probe_media(out / "talk.es.mp4")
+    assert [a.language for a in info.audio] == ["spa", "eng"]  # the dub first, the original kept on request
+
+
+def test_two_speakers_found_and_given_different_voices(dubbed, conversation):
+    _, doc, _ = dubbed
+    assert doc.source_language == "en"
+    assert len(doc.speakers) == 2
+    truth = {line.start: line.speaker for line in conversation.lines}
+    # Each source line's segment carries the label of its true speaker, consistently.
+    mapping: dict[str, str] = {}
+    for seg in doc.segments:
+        true = min(truth, key=lambda t: abs(t - seg.start))
+        assert mapping.setdefault(seg.speaker, truth[true]) == truth[true]
+    voices = {s.speaker: s.voices["es"] for s in doc.speakers}
+    assert len(set(voices.values())) == 2
+    male = next(s for s in doc.speakers if s.profile.gender == "male")
+    assert voices[male.speaker] == "jm_kumo"
+
+
+def test_dubbed_speech_lies_where_the_source_speech_was(dubbed, model_store):
+    from serve_apps.asr.vad import SileroVad
+
+    _, doc, out = dubbed
+    dub_only = AudioClip.read(str(out / "talk.es.wav"))
+    spans = SileroVad(model_store.resolve("silero-vad-v6")).speech_spans(dub_only, threshold=0.6)
+    allowed = [(line.fit.source_start - 0.3, line.fit.end + 0.3) for line in doc.languages["es"].lines if line.fit]
+    speech = sum(s.duration for s in spans)
+    inside = sum(max(0.0, min(s.end, b) - max(s.start, a)) for s in spans for a, b in allowed)
+    assert speech > 5.0
+    assert inside / speech >= 0.9
+
+
+def test_whisper_hears_spanish_in_the_dub(dubbed, model_store):
+    from serve_apps.asr.engine import FasterWhisperEngine
+
+    _, _, out = dubbed
+    asr = FasterWhisperEngine(model_store.resolve("whisper-base"), beam_size=1)
+    heard = asr.transcribe(AudioClip.read(str(out / "talk.es.wav")))
+    assert heard.language == "es"
+    assert re.search(r"libro|casa|gracias|buenos", heard.text.lower())
+
+
+def test_subtitle_cues_follow_the_lines(dubbed):
+    _, doc, out = dubbed
+    lines = [line for line in doc.languages["es"].lines if line.fit]
+    for suffix in ("srt", "vtt"):
+        subs = pysubs2.load(str(out / f"talk.es.{suffix}"))
+        starts = [e.start for e in subs]
+        assert starts == [round(line.fit.start * 1000) for line in lines]
+    source = pysubs2.load(str(out / "talk.en.srt"))
+    assert [e.start for e in source] == [round(s.start * 1000) for s in doc.segments]
+
+
+def test_transcript_records_words_speakers_and_fit(dubbed):
+    _, doc, out = dubbed
+    raw = json.loads((out / "talk.transcript.json").read_text())
+    assert raw["segments"][0]["words"][0]["text"].strip()
+    line = doc.languages["es"].lines[0]
+    assert line.fit is not None and 1.0 <= line.fit.speed <= 1.6
+    assert doc.translations["es"][0].source_text == doc.segments[0].text
