@@ -125,6 +125,22 @@ class _Progress:
         self.hook(ProgressEvent(stage=stage, completed=completed, total=total, eta_seconds=eta))
 
 
+def check_pairs(profile: str, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
+    """Every target must be reachable from `source` (from some language when the source is not known yet)."""
+    available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
+    for target in targets:
+        if source is None:
+            ok = any(b == target for _, b in pairs)
+        else:
+            ok = source == target or (source, target) in pairs  # same language: re-voicing, no translation
+        if not ok:
+            raise UnsupportedLanguagePairError(
+                f"the {profile} profile cannot translate {source or 'any language'} -> {target}; "
+                f"available pairs: {available}",
+                details={"source": source, "target": target, "pairs": sorted(f"{a}-{b}" for a, b in pairs)},
+            )
+
+
 def separation_engine(choice: str, profile: ProfileModels) -> str:
     """The separation model for a `--separation` choice."""
     if choice == "auto":
@@ -268,17 +284,7 @@ class DubRun:
 
     # -- steps -----------------------------------------------------------------------------------------
     def _check_pairs(self, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
-        available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
-        for target in targets:
-            ok = any(b == target for _, b in pairs) if source is None else (source, target) in pairs
-            if source is not None and source == target:
-                ok = True  # re-voicing in the same language needs no translation
-            if not ok:
-                raise UnsupportedLanguagePairError(
-                    f"the {self.profile.name} profile cannot translate "
-                    f"{source or 'any language'} -> {target}; available pairs: {available}",
-                    details={"source": source, "target": target, "pairs": sorted(f"{a}-{b}" for a, b in pairs)},
-                )
+        check_pairs(self.profile.name, source, targets, pairs)
 
     def _extract(self, path: Path, input_sha: str, rate: int, channels: int) -> Path:
         key = content_key("extract", {"rate": rate, "channels": channels}, input_sha)

@@ -22,7 +22,7 @@ from typing import Any
 
 from octavia.errors import BadInputError, OctaviaError
 from octavia.languages import normalize
-from pipeline.dub import DubResult, DubRun, ProgressHook, separation_engine
+from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, separation_engine
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest
 
@@ -33,16 +33,22 @@ EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
 
 def validate(request: DubRequest) -> None:
-    """Fail fast, before any cluster starts: unreadable input, no audio, unknown language codes."""
+    """Fail fast, before any cluster starts: unreadable input, no audio, unknown languages or pairs."""
+    from octavia.profiles import resolve
+    from serve_apps.translate.engine import create_translation_engine
+
     if not request.input.exists():
         from octavia.errors import InputNotFoundError
 
         raise InputNotFoundError(f"input file not found: {request.input}", details={"path": str(request.input)})
     probe_media(request.input).require_audio()
-    for code in (*request.targets, *([request.source] if request.source else [])):
-        normalize(code)
+    targets = [normalize(code) for code in request.targets]
+    source = normalize(request.source) if request.source else None
     if request.out_dir.exists() and not request.out_dir.is_dir():
         raise BadInputError(f"--out {request.out_dir} exists and is not a directory")
+    profile = resolve(request.profile)
+    pairs = set(create_translation_engine(profile.translation).pairs())  # cheap: lists pairs, loads no model
+    check_pairs(profile.name, source, targets, pairs)
 
 
 def run_name(request: DubRequest) -> str:
