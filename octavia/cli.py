@@ -182,6 +182,41 @@ def dub(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@app.command("redub")
+def redub_command(
+    transcript: Annotated[Path, typer.Argument(help="DIR/<stem>.transcript.json of a finished dub")],
+    lang: Annotated[str, typer.Option("--lang", help="which dub to change")],
+    line: Annotated[int | None, typer.Option("--line", help="segment id of the line (see the transcript)")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="the line's new text")] = None,
+    edited: Annotated[Path | None, typer.Option("--from-file", help="an edited copy of the transcript")] = None,
+) -> None:
+    """Re-dub changed lines from cached results: only those lines are spoken again; the mix, subtitles and video
+    are rebuilt in seconds."""
+    from octavia.languages import normalize
+    from pipeline.records import TranscriptDocument
+    from pipeline.redub import edits_from_file, redub
+
+    if edited is not None:
+        if line is not None or text is not None:
+            raise OctaviaError("give either --from-file or --line with --text, not both")
+        if not transcript.is_file():
+            raise OctaviaError(f"transcript not found: {transcript}")
+        current = TranscriptDocument.model_validate_json(transcript.read_text())
+        edits = edits_from_file(current, edited, normalize(lang))
+        if not edits:
+            typer.echo("no line changed; nothing to do")
+            return
+    elif line is not None and text is not None:
+        edits = {line: text}
+    else:
+        raise OctaviaError("say what to change: --line N --text '...' or --from-file EDITED.json")
+    result = redub(transcript, language=lang, edits=edits)
+    typer.echo(f"re-dubbed line(s) {', '.join(map(str, result.changed))} of {result.language} "
+               f"in {result.seconds:.1f} s ({result.resynthesized} spoken again)")  # fmt: skip
+    for f in result.outputs:
+        typer.echo(f"wrote {f}")
+
+
 def _positive_int(value: str, option: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise OctaviaError(f"{option} takes auto or a whole number of at least 1, not {value!r}")

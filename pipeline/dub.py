@@ -30,6 +30,7 @@ from octavia.profiles import ProfileModels
 from octavia.profiles import resolve as resolve_profile
 from octavia.records import Diarization, Segment, SpeakerProfile, Translation, TranslationRequest
 from pipeline.artifacts import ArtifactStore, content_key, file_hash
+from pipeline.assemble import MIX_RATE, assemble_language
 from pipeline.chunking import plan_chunks
 from pipeline.executors import Executor
 from pipeline.media.ffmpeg import run_ffmpeg
@@ -53,11 +54,9 @@ from pipeline.stages import (
     SynthesisResult,
     read_span,
 )
-from pipeline.timeline import LineTiming
 
 log = logging.getLogger(__name__)
 
-MIX_RATE = 48_000
 TRANSLATION_BATCH = 32
 PROFILE_SECONDS = 30.0  # of each speaker's speech used to estimate their pitch
 
@@ -125,6 +124,25 @@ class _Progress:
         self.hook(ProgressEvent(stage=stage, completed=completed, total=total, eta_seconds=eta))
 
 
+def extract_mix(store: ArtifactStore, path: Path, input_sha: str, stream_index: int, channels: int) -> Path:
+    """The input's audio stream at the mixing rate as a float WAV in the artifact store (extracted once)."""
+    key = content_key("extract", {"rate": MIX_RATE, "channels": channels, "stream": stream_index}, input_sha)
+    wav = store.audio_path("input", key)
+    if not wav.exists():
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
+        try:
+            run_ffmpeg(
+                ["-i", str(path), "-map", f"0:{stream_index}", "-vn", "-ac", str(channels), "-ar", str(MIX_RATE),
+                 "-c:a", "pcm_f32le", str(tmp)],
+                what="extract the audio",
+            )  # fmt: skip
+            tmp.replace(wav)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return wav
+
+
 def check_pairs(profile: str, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
     """Every target must be reachable from `source` (from some language when the source is not known yet)."""
     available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
@@ -189,7 +207,7 @@ class DubRun:
         self.progress("prepare", 0, 1)
         input_sha = file_hash(req.input)
         channels = min(2, max(1, stream.channels))
-        mix_wav = self._extract(req.input, input_sha, MIX_RATE, channels)
+        mix_wav = extract_mix(self.store, req.input, input_sha, stream.index, channels)
         duration = info.duration or AudioClip.read(str(mix_wav)).duration
         speech_spans = self._speech_spans(mix_wav, input_sha)
         chunk_plan = plan_chunks(speech_spans, duration, req.max_chunk_seconds)
@@ -269,7 +287,8 @@ class DubRun:
                     input_sha256=input_sha,
                     duration=duration,
                     separation=self.separation,
-                    background_key=background[0],
+                    background_stage=background[0],
+                    background_key=background[1],
                 ),
             )
             transcript_name = f"{stem}.transcript.json"
@@ -285,23 +304,6 @@ class DubRun:
     # -- steps -----------------------------------------------------------------------------------------
     def _check_pairs(self, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
         check_pairs(self.profile.name, source, targets, pairs)
-
-    def _extract(self, path: Path, input_sha: str, rate: int, channels: int) -> Path:
-        key = content_key("extract", {"rate": rate, "channels": channels}, input_sha)
-        wav = self.store.audio_path("input", key)
-        if not wav.exists():
-            wav.parent.mkdir(parents=True, exist_ok=True)
-            tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
-            try:
-                run_ffmpeg(
-                    ["-i", str(path), "-map", "0:a:0", "-vn", "-ac", str(channels), "-ar", str(rate),
-                     "-c:a", "pcm_f32le", str(tmp)],
-                    what="extract the audio",
-                )  # fmt: skip
-                tmp.replace(wav)
-            finally:
-                tmp.unlink(missing_ok=True)
-        return wav
 
     def _speech_spans(self, mix_wav: Path, input_sha: str) -> list[Any]:
         from octavia.records import TimeSpan
@@ -385,10 +387,11 @@ class DubRun:
 
     def _background(
         self, analyses: list[ChunkAnalysis], mix_wav: Path, duration: float, input_sha: str
-    ) -> tuple[str, Path]:
-        """The full-length track the dub goes over: separated background, or the original mix (ducked later)."""
+    ) -> tuple[str, str, Path]:
+        """The full-length track the dub goes over, as (artifact stage, key, path): the separated background, or
+        the original mix (ducked later)."""
         if self.separation == "none":
-            return f"input:{mix_wav.stem}", mix_wav
+            return "input", mix_wav.stem, mix_wav
         key = content_key("background", {"separation": self.separation}, input_sha)
         path = self.store.audio_path("background-full", key)
         if not path.exists():
@@ -399,10 +402,15 @@ class DubRun:
                     clip = read_span(mix_wav, a.chunk.start, a.chunk.end)
                 pieces.append(clip.samples.reshape(clip.channels, -1))
             self.store.put_audio("background-full", key, AudioClip(np.concatenate(pieces, axis=1), MIX_RATE))
-        return key, path
+        return "background-full", key, path
 
     def _write_source_outputs(
-        self, outputs: _Outputs, stem: str, language: str, segments: tuple[Segment, ...], background: tuple[str, Path]
+        self,
+        outputs: _Outputs,
+        stem: str,
+        language: str,
+        segments: tuple[Segment, ...],
+        background: tuple[str, str, Path],
     ) -> list[str]:
         from pipeline.subtitles import Cue, write_subtitles
 
@@ -411,7 +419,7 @@ class DubRun:
         write_subtitles(cues, outputs.path(names[0]))
         if self.separation != "none":
             name = f"{stem}.background.wav"
-            clip = AudioClip.read(str(background[1]), mono=False)
+            clip = AudioClip.read(str(background[2]), mono=False)
             clip.write(str(outputs.path(name)))
             names.append(name)
         return names
@@ -449,17 +457,13 @@ class DubRun:
         segments: tuple[Segment, ...],
         profiles: list[SpeakerProfile],
         info: MediaInfo,
-        background: tuple[str, Path],
+        background: tuple[str, str, Path],
         duration: float,
         outputs: _Outputs,
         stem: str,
         ctx: StageContext,
         result: DubResult,
     ) -> tuple[LanguageResult, tuple[Translation, ...]]:
-        from pipeline.mix import build_dub_track, mix, retime
-        from pipeline.mux import AudioTrack, mux, output_suffix
-        from pipeline.subtitles import cues_from_plan, write_subtitles
-        from pipeline.timefit import plan_fit
         from serve_apps.tts.voices import assign_voices
 
         translations = self._translate(source, target, segments)
@@ -496,55 +500,7 @@ class DubRun:
             LineSynthesizer, ctx.model_dump_json(), rows, name=self._name(f"tts {target}"), on_row=collect
         )
 
-        self.progress(f"assemble:{target}", 0, 1)
-        timings = [
-            LineTiming(
-                segment_id=j.segment_id,
-                start=by_segment[j.segment_id].start,
-                end=by_segment[j.segment_id].end,
-                synth_duration=synthesized[j.segment_id].duration,
-            )
-            for j in jobs
-        ]
-        plan = plan_fit(timings, duration, self.request.max_speedup)
-        clips = {
-            j.segment_id: AudioClip.read(str(self.store.audio_path("lines", synthesized[j.segment_id].audio_key)))
-            for j in jobs
-        }
-        dub_track = build_dub_track(plan, clips, sample_rate=MIX_RATE, channels=1)
-        bed = AudioClip.read(str(background[1]), mono=False)
-        bed = retime(bed, plan) if plan.has_slowdown else bed
-        mixed = mix(
-            dub_track,
-            bed,
-            speech=plan.speech_spans(),
-            ducking=self.request.ducking,
-            target_lufs=self.request.target_lufs,
-        )
-        names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
-        mixed.write(str(outputs.path(names["wav"])))
-        texts = {t.segment_id: t.text for t in translations}
-        speakers = {s.id: s.speaker for s in segments if s.speaker}
-        cues = cues_from_plan(plan, texts, speakers)
-        write_subtitles(cues, outputs.path(names["srt"]))
-        write_subtitles(cues, outputs.path(names["vtt"]))
-        self.progress(f"assemble:{target}", 1, 1)
-
-        self.progress(f"mux:{target}", 0, 1)
-        names["video"] = f"{stem}.{target}{output_suffix(info)}"
-        mux(
-            self.request.input,
-            [AudioTrack(path=outputs.path(names["wav"]), language=target)],
-            outputs.path(names["video"]),
-            original_audio=self.request.keep_original_audio,
-            original_language=source,
-            subtitles_to_burn=outputs.path(names["srt"]) if self.request.burn_subtitles else None,
-            plan=plan,
-        )
-        self.progress(f"mux:{target}", 1, 1)
-
-        fits = {f.segment_id: f for f in plan.lines}
-        lines = tuple(
+        lines = [
             DubbedLine(
                 segment_id=j.segment_id,
                 speaker=by_segment[j.segment_id].speaker,
@@ -552,11 +508,24 @@ class DubRun:
                 voice=j.voice,
                 audio_key=synthesized[j.segment_id].audio_key,
                 synth_duration=synthesized[j.segment_id].duration,
-                fit=fits.get(j.segment_id),
             )
             for j in jobs
+        ]
+        language_result = assemble_language(
+            request=self.request,
+            target=target,
+            source=source,
+            segments=segments,
+            lines=lines,
+            store=self.store,
+            background=background[2],
+            duration=duration,
+            info=info,
+            path_for=outputs.path,
+            stem=stem,
+            progress=self.progress,
         )
-        return LanguageResult(language=target, lines=lines, plan=plan, outputs=names), translations
+        return language_result, translations
 
 
 def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:

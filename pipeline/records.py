@@ -78,8 +78,9 @@ class RunInfo(Record):
     input_sha256: str
     duration: float
     separation: str
-    background_key: str  # artifact key of the full-length background (or original) track
-    voice_reference_key: str | None = None
+    # Where the full-length track the dub goes over lives in the artifact store (stage "input": the original mix).
+    background_stage: str
+    background_key: str
 
 
 class TranscriptDocument(Record):

@@ -124,3 +124,30 @@ def test_transcript_records_words_speakers_and_fit(dubbed):
     line = doc.languages["es"].lines[0]
     assert line.fit is not None and 1.0 <= line.fit.speed <= 1.6
     assert doc.translations["es"][0].source_text == doc.segments[0].text
+
+
+def test_redub_one_line_rebuilds_only_what_changed(dubbed, artifact_dir, tmp_path):
+    import shutil
+
+    from pipeline.redub import redub
+
+    _, doc, out = dubbed
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    target = doc.languages["es"].lines[2]
+    result = redub(copy / "talk.transcript.json", language="es", edits={target.segment_id: "Hola a todos."},
+                   artifact_dir=artifact_dir)  # fmt: skip
+    assert result.resynthesized == 1  # every other line came from the cache
+    assert result.seconds < 30
+    after = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text())
+    changed = next(line for line in after.languages["es"].lines if line.segment_id == target.segment_id)
+    assert changed.text == "Hola a todos." and changed.audio_key != target.audio_key
+    assert changed.synth_duration < target.synth_duration
+    others = [(a.audio_key, a.fit) for a in after.languages["es"].lines if a.segment_id != target.segment_id]
+    assert others == [(b.audio_key, b.fit) for b in doc.languages["es"].lines if b.segment_id != target.segment_id]
+    subs = pysubs2.load(str(copy / "talk.es.srt"))
+    assert any("Hola a todos." in e.plaintext for e in subs)
+    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(
+        probe_media(out / "talk.es.mp4").duration, abs=0.05
+    )
+    assert not list(copy.glob(".octavia-partial-*"))

@@ -1,0 +1,82 @@
+"""Per-language assembly: fit the synthesized lines to the source timing, mix over the background, write the
+wav, subtitles and the muxed video. Shared by a full dub and by `octavia redub` (which changes a few lines)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from octavia.audio import AudioClip
+from octavia.records import Segment
+from pipeline.artifacts import ArtifactStore
+from pipeline.media.probe import MediaInfo
+from pipeline.records import DubbedLine, DubRequest, LanguageResult
+
+MIX_RATE = 48_000
+
+
+def assemble_language(
+    *,
+    request: DubRequest,
+    target: str,
+    source: str,
+    segments: Sequence[Segment],
+    lines: Sequence[DubbedLine],
+    store: ArtifactStore,
+    background: Path,
+    duration: float,
+    info: MediaInfo,
+    path_for: Callable[[str], Path],
+    stem: str,
+    progress: Callable[[str, int, int], None] = lambda *_: None,
+) -> LanguageResult:
+    """`lines` carry their synthesized audio (artifact key) and duration; their `fit` is (re)computed here.
+    Files go to `path_for(name)` (temporary names, renamed by the caller)."""
+    from pipeline.mix import build_dub_track, mix, retime
+    from pipeline.mux import AudioTrack, mux, output_suffix
+    from pipeline.subtitles import cues_from_plan, write_subtitles
+    from pipeline.timefit import plan_fit
+    from pipeline.timeline import LineTiming
+
+    by_segment = {s.id: s for s in segments}
+    progress(f"assemble:{target}", 0, 1)
+    timings = [
+        LineTiming(
+            segment_id=line.segment_id,
+            start=by_segment[line.segment_id].start,
+            end=by_segment[line.segment_id].end,
+            synth_duration=line.synth_duration,
+        )
+        for line in lines
+    ]
+    plan = plan_fit(timings, duration, request.max_speedup)
+    clips = {line.segment_id: AudioClip.read(str(store.audio_path("lines", line.audio_key))) for line in lines}
+    dub_track = build_dub_track(plan, clips, sample_rate=MIX_RATE, channels=1)
+    bed = AudioClip.read(str(background), mono=False)
+    if plan.has_slowdown:
+        bed = retime(bed, plan)
+    mixed = mix(dub_track, bed, speech=plan.speech_spans(), ducking=request.ducking, target_lufs=request.target_lufs)
+    names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
+    mixed.write(str(path_for(names["wav"])))
+    texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
+    speakers = {s.id: s.speaker for s in segments if s.speaker}
+    cues = cues_from_plan(plan, texts, speakers)
+    write_subtitles(cues, path_for(names["srt"]))
+    write_subtitles(cues, path_for(names["vtt"]))
+    progress(f"assemble:{target}", 1, 1)
+
+    progress(f"mux:{target}", 0, 1)
+    names["video"] = f"{stem}.{target}{output_suffix(info)}"
+    mux(
+        request.input,
+        [AudioTrack(path=path_for(names["wav"]), language=target)],
+        path_for(names["video"]),
+        original_audio=request.keep_original_audio,
+        original_language=source,
+        subtitles_to_burn=path_for(names["srt"]) if request.burn_subtitles else None,
+        plan=plan,
+    )
+    progress(f"mux:{target}", 1, 1)
+    fits = {f.segment_id: f for f in plan.lines}
+    fitted = tuple(line.model_copy(update={"fit": fits.get(line.segment_id)}) for line in lines)
+    return LanguageResult(language=target, lines=fitted, plan=plan, outputs=names)

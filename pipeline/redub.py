@@ -1,0 +1,175 @@
+"""Re-dub changed lines of a finished dub from its cached results: synthesize only what changed, re-fit, re-mix,
+re-mux. Seconds, not minutes: no ASR, no separation, no diarization, no cluster."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from octavia.errors import BadInputError, InputNotFoundError
+from octavia.languages import normalize
+from octavia.profiles import PROFILES
+from pipeline.artifacts import ArtifactStore
+from pipeline.assemble import assemble_language
+from pipeline.dub import extract_mix
+from pipeline.media.probe import probe_media
+from pipeline.records import DubbedLine, TranscriptDocument
+from pipeline.stages import SynthesisJob, synthesis_key
+
+TRANSCRIPT_SUFFIX = ".transcript.json"
+
+
+@dataclass
+class RedubResult:
+    language: str
+    changed: list[int]
+    resynthesized: int  # lines spoken again (the changed ones, plus any whose cached audio was gone)
+    outputs: list[Path]
+    seconds: float
+
+
+def edits_from_file(current: TranscriptDocument, edited_path: Path, language: str) -> dict[int, str]:
+    """The lines whose text differs in an edited copy of the transcript."""
+    edited = TranscriptDocument.model_validate_json(edited_path.read_text())
+    if language not in edited.languages:
+        raise BadInputError(f"{edited_path} has no {language!r} dub")
+    before = {line.segment_id: line.text for line in current.languages[language].lines}
+    return {
+        line.segment_id: line.text
+        for line in edited.languages[language].lines
+        if line.segment_id in before and line.text != before[line.segment_id]
+    }
+
+
+class _Voices:
+    """The profile's TTS engines, loaded one at a time until one has the voice (most need only the first)."""
+
+    def __init__(self, profile: str) -> None:
+        self.models = list(PROFILES[profile].tts)
+        self.loaded: list = []  # type: ignore[type-arg]
+
+    def speak(self, text: str, language: str, voice: str):  # type: ignore[no-untyped-def]
+        from serve_apps.tts.engine import load_engine
+
+        for engine in self.loaded:
+            if any(v.id == voice for v in engine.voices()):
+                return engine.synthesize(text, language, voice)
+        while self.models:
+            engine = load_engine(self.models.pop(0))
+            self.loaded.append(engine)
+            if any(v.id == voice for v in engine.voices()):
+                return engine.synthesize(text, language, voice)
+        raise BadInputError(f"no engine of the profile has voice {voice!r}")
+
+
+def redub(
+    transcript_path: Path,
+    *,
+    language: str,
+    edits: dict[int, str],
+    artifact_dir: Path | None = None,
+) -> RedubResult:
+    started = time.monotonic()
+    if not transcript_path.is_file():
+        raise InputNotFoundError(f"transcript not found: {transcript_path}")
+    if not transcript_path.name.endswith(TRANSCRIPT_SUFFIX):
+        raise BadInputError(f"{transcript_path.name} is not a <stem>{TRANSCRIPT_SUFFIX} file")
+    doc = TranscriptDocument.model_validate_json(transcript_path.read_text())
+    stem = transcript_path.name.removesuffix(TRANSCRIPT_SUFFIX)
+    out_dir = transcript_path.parent
+    lang = normalize(language)
+    if lang not in doc.languages:
+        raise BadInputError(f"this dub has no {lang!r} track; it has: {', '.join(sorted(doc.languages))}")
+    current = doc.languages[lang]
+    known = {line.segment_id for line in current.lines}
+    unknown = sorted(set(edits) - known)
+    if unknown:
+        raise BadInputError(
+            f"no line {unknown[0]} in the {lang} dub; lines are segment ids {min(known)}..{max(known)}",
+            details={"lines": sorted(known)},
+        )
+    if any(not text.strip() for text in edits.values()):
+        raise BadInputError("a line's new text is empty")
+    request = doc.run.request
+    if not request.input.exists():
+        raise InputNotFoundError(f"the original input {request.input} is gone; redub needs it to rebuild the video")
+
+    store = ArtifactStore(artifact_dir)
+    voices = _Voices(doc.run.profile)
+    lines: list[DubbedLine] = []
+    spoken = 0
+    for line in current.lines:
+        text = edits.get(line.segment_id, line.text)
+        job = SynthesisJob(segment_id=line.segment_id, text=text, language=lang, voice=line.voice)
+        key = synthesis_key(job, doc.run.profile)
+        path = store.audio_path("lines", key)
+        if path.exists() and line.segment_id not in edits and key == line.audio_key:
+            lines.append(line)
+            continue
+        if not path.exists():
+            clip = voices.speak(text, lang, line.voice)
+            store.put_audio("lines", key, clip)
+            spoken += 1
+            duration = clip.duration
+        else:  # the edit went back to a text spoken before
+            import soundfile
+
+            duration = soundfile.info(str(path)).duration
+        lines.append(line.model_copy(update={"text": text, "audio_key": key, "synth_duration": duration}))
+
+    info = probe_media(request.input)
+    background = store.audio_path(doc.run.background_stage, doc.run.background_key)
+    if not background.exists():
+        if doc.run.background_stage == "input":
+            stream = info.require_audio()
+            background = extract_mix(store, request.input, doc.run.input_sha256, stream.index,
+                                     min(2, stream.channels))  # fmt: skip
+        elif (out_dir / f"{stem}.background.wav").exists():
+            background = out_dir / f"{stem}.background.wav"
+        else:
+            raise BadInputError("the separated background is no longer cached; run `octavia dub` again")
+
+    tmp = out_dir / f".octavia-partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        result = assemble_language(
+            request=request,
+            target=lang,
+            source=doc.source_language,
+            segments=doc.segments,
+            lines=lines,
+            store=store,
+            background=background,
+            duration=doc.duration,
+            info=info,
+            path_for=lambda name: tmp / name,
+            stem=stem,
+        )
+        texts = {line.segment_id: line.text for line in lines}
+        translations = tuple(
+            t.model_copy(update={"text": texts.get(t.segment_id, t.text)}) for t in doc.translations.get(lang, ())
+        )
+        updated = doc.model_copy(
+            update={
+                "languages": {**doc.languages, lang: result},
+                "translations": {**doc.translations, lang: translations},
+            }
+        )
+        (tmp / transcript_path.name).write_text(updated.model_dump_json(indent=2))
+        written = []
+        for name in [*result.outputs.values(), transcript_path.name]:
+            (tmp / name).replace(out_dir / name)
+            written.append(out_dir / name)
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+    return RedubResult(
+        language=lang,
+        changed=sorted(edits),
+        resynthesized=spoken,
+        outputs=written,
+        seconds=time.monotonic() - started,
+    )
