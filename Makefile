@@ -29,7 +29,7 @@ models: $(STAMP)
 	@$(VENV)/bin/octavia models fetch --profile offline --quiet
 
 demo: setup
-	$(VENV)/bin/octavia models list --profile offline
+	$(PY) -m pipeline.demo --out out/demo
 
 test: setup
 	$(VENV)/bin/pytest -q

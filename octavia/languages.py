@@ -30,6 +30,8 @@ def normalize(code: str) -> str:
 
 def iso639_2(code: str) -> str:
     """The ISO 639-2 (bibliographic where one exists, e.g. 'fre', 'ger') tag for an audio or subtitle track."""
+    if code.strip().lower() == "und":  # undetermined: a track with no known language
+        return "und"
     lang = _lookup(normalize(code))
     return str(getattr(lang, "bibliographic", None) or lang.alpha_3)
 

@@ -61,6 +61,7 @@ TRANSLATION_BATCH = 32
 PROFILE_SECONDS = 30.0  # of each speaker's speech used to estimate their pitch
 
 ProgressHook = Callable[[ProgressEvent], None]
+UNDETERMINED = "und"  # ISO 639-2 for "no language": speech-free input
 
 
 @dataclass
@@ -226,8 +227,14 @@ class DubRun:
         )
         result = DubResult(out_dir=req.out_dir, source_language=source or "", duration=duration, outputs={})
         analyses = self._analyze(ctx, chunk_plan.chunks, result)
-        language = source or self._vote_language(analyses)
-        if source is None:
+        has_speech = any(a.segments for a in analyses)
+        if not has_speech:
+            # Nothing to translate: each target gets the original soundtrack; no language to detect.
+            log.warning("no speech found in %s", req.input)
+            language = source or UNDETERMINED
+        else:
+            language = source or self._vote_language(analyses)
+        if source is None and has_speech:
             self._check_pairs(language, targets, pairs)
             redo = [a.chunk for a in analyses if a.language != language and a.segments]
             if redo:  # chunks that detected another language are transcribed again in the majority language
@@ -415,8 +422,12 @@ class DubRun:
         from pipeline.subtitles import Cue, write_subtitles
 
         cues = [Cue(start=s.start, end=s.end, text=s.text, speaker=s.speaker) for s in segments if s.text.strip()]
-        names = [f"{stem}.{language}.srt"]
-        write_subtitles(cues, outputs.path(names[0]))
+        names = []
+        if language not in {
+            normalize(t) for t in self.request.targets
+        }:  # re-voicing in the same language: the target's srt wins
+            names.append(f"{stem}.{language}.srt")
+            write_subtitles(cues, outputs.path(names[0]))
         if self.separation != "none":
             name = f"{stem}.background.wav"
             clip = AudioClip.read(str(background[2]), mono=False)

@@ -1,0 +1,46 @@
+"""Inputs unlike the fixtures: no speech at all; portrait VP9 in Matroska with 44.1 kHz stereo."""
+
+from __future__ import annotations
+
+import pytest
+
+from octavia.audio import AudioClip
+from pipeline.job import run_job
+from pipeline.media.probe import probe_media
+from pipeline.records import DubRequest, TranscriptDocument
+from pipeline.samples import music
+from tests.factories import ffmpeg
+
+
+def test_speech_free_input_keeps_its_soundtrack(tmp_path, artifact_dir):
+    score = tmp_path / "score.wav"
+    AudioClip(music(6.0, 44_100, level_db=-14), 44_100).write(str(score))
+    video = tmp_path / "score.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6", "-i", str(score), "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(video))  # fmt: skip
+    out = tmp_path / "out"
+    result = run_job(DubRequest(input=video, targets=("es",), out_dir=out, profile="offline", separation="none"),
+                     local=True, artifact_dir=artifact_dir)  # fmt: skip
+    assert result.ok
+    doc = TranscriptDocument.model_validate_json((out / "score.transcript.json").read_text())
+    assert doc.segments == () and doc.languages["es"].lines == ()
+    dub = probe_media(out / "score.es.mp4")
+    assert dub.duration == pytest.approx(probe_media(video).duration, abs=0.05)
+    mixed = AudioClip.read(str(out / "score.es.wav"))
+    assert float(abs(mixed.samples).max()) > 0.05  # the music is still there
+
+
+def test_portrait_vp9_matroska_stereo_44k(conversation, tmp_path, artifact_dir):
+    mkv = tmp_path / "portrait.mkv"
+    ffmpeg("-i", str(conversation.path), "-vf", "transpose=1", "-c:v", "libvpx-vp9", "-deadline", "realtime",
+           "-cpu-used", "8", "-b:v", "200k", "-c:a", "libopus", "-ac", "2", "-ar", "48000", str(mkv))  # fmt: skip
+    out = tmp_path / "out"
+    request = DubRequest(input=mkv, targets=("es",), out_dir=out, profile="offline", separation="none",
+                         max_speedup=1.6)  # fmt: skip
+    result = run_job(request, local=True, artifact_dir=artifact_dir)
+    assert result.ok
+    dub = probe_media(out / "portrait.es.mp4")
+    assert dub.video is not None and dub.video.display_size[1] > dub.video.display_size[0]  # still portrait
+    assert dub.video.codec == "vp9"  # copied, not re-encoded
+    assert [a.language for a in dub.audio] == ["spa"]
+    assert dub.duration == pytest.approx(probe_media(mkv).duration, abs=0.06)
