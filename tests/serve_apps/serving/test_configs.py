@@ -1,0 +1,62 @@
+"""Both Serve config files: Ray's own schema accepts them and every application builds, without starting Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+from ray.serve.schema import ServeDeploySchema
+
+from serve_apps.common.engines import import_attr
+
+CONFIGS = Path(__file__).resolve().parents[3] / "serve_apps" / "configs"
+FAMILIES_IN_ORDER = ("asr", "diarize", "separate", "translate", "tts")
+FAMILIES = set(FAMILIES_IN_ORDER)
+
+
+def load(name: str) -> ServeDeploySchema:
+    return ServeDeploySchema.model_validate(yaml.safe_load((CONFIGS / name).read_text()))
+
+
+@pytest.mark.parametrize("name", ["serve-cpu.yaml", "serve-gpu.yaml"])
+def test_config_builds_every_application_as_serve_would(name: str) -> None:
+    config = load(name)
+    assert {app.name for app in config.applications} == FAMILIES
+    for app in config.applications:
+        assert app.route_prefix == f"/{app.name}"
+        # What `serve run` / `serve deploy` do with import_path + args, short of deploying.
+        built = call_user_app_builder_with_args_if_necessary(import_attr(app.import_path), app.args)
+        deployment = built._bound_deployment
+        [override] = app.deployments
+        assert override.name == deployment.name  # a misnamed entry would make Serve refuse the config
+        # The config's options on top of the code's must still be valid deployment options.
+        deployment.options(**override.model_dump(exclude_unset=True, exclude={"name"}))
+        assert override.autoscaling_config["target_ongoing_requests"] <= override.max_ongoing_requests
+
+
+def test_cpu_config_fits_two_cores() -> None:
+    config = load("serve-cpu.yaml")
+    shares = [app.deployments[0].ray_actor_options.num_cpus for app in config.applications]
+    assert all(0 < share < 1 for share in shares)
+    assert sum(shares) <= 1.5
+    for app in config.applications:
+        assert app.args["profile"] == "offline"
+        assert not app.deployments[0].ray_actor_options.num_gpus
+        assert app.deployments[0].autoscaling_config["max_replicas"] == 1
+
+
+def test_gpu_config_shares_gpus_and_says_why() -> None:
+    config = load("serve-gpu.yaml")
+    text = (CONFIGS / "serve-gpu.yaml").read_text()
+    blocks = dict(zip(FAMILIES_IN_ORDER, text.split("\n  - name: ")[1:], strict=True))
+    fractions = []
+    for app in config.applications:
+        assert app.args["profile"] == "quality"
+        fraction = app.deployments[0].ray_actor_options.num_gpus
+        assert 0 < fraction < 1
+        # Each fraction is justified in the comment above it: its share of an L4 in GB, and what fills it.
+        assert f"# {fraction} = " in blocks[app.name] and "GB" in blocks[app.name]
+        fractions.append(fraction)
+    assert sum(fractions) <= 1.0  # at min_replicas all five share one GPU
