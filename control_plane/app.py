@@ -13,7 +13,10 @@ from control_plane.api import api_router, root_router
 from control_plane.config import Settings
 from control_plane.db import create_db_engine, create_session_factory
 from control_plane.exception_handlers import register_exception_handlers
+from control_plane.jobs.ray_runner import JobRunner
+from control_plane.jobs.reconciler import JobsWorker, Reconciler, runner_from_settings
 from control_plane.mail import Mailer, mailer_from_settings
+from control_plane.metrics import install_metrics
 from control_plane.ratelimit import RateLimiter, TokenBucketLimiter
 
 API_DESCRIPTION = """Octavia's control plane: accounts, API keys, credits and (next) uploads, jobs and webhooks.
@@ -31,6 +34,7 @@ def create_app(
     mailer: Mailer | None = None,
     rate_limiter: RateLimiter | None = None,
     auth_rate_limiter: RateLimiter | None = None,
+    job_runner: JobRunner | None = None,
 ) -> FastAPI:
     """The app for `settings`. The keyword arguments replace the parts built from settings (tests, embedding)."""
     settings = settings or Settings()
@@ -41,7 +45,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.jobs_worker_enabled:
+            # One background task: submits and polls Ray jobs, delivers webhooks, sweeps expired uploads.
+            runner = job_runner or runner_from_settings(settings)
+            worker = JobsWorker(Reconciler(settings, session_factory, runner), settings.jobs_worker_interval_seconds)
+            worker.start()
         yield
+        if worker is not None:
+            await worker.stop()
         if engine is not None:
             engine.dispose()
 
@@ -62,6 +74,7 @@ def create_app(
         settings.auth_rate_limit_per_minute, settings.auth_rate_limit_burst
     )
     register_exception_handlers(app)
+    state.metrics_registry = install_metrics(app)
     app.include_router(root_router)
     app.include_router(api_router)
     return app

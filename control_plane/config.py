@@ -69,6 +69,39 @@ class Settings(BaseSettings):
     auth_rate_limit_per_minute: int = Field(default=20, gt=0)
     auth_rate_limit_burst: int = Field(default=10, gt=0)
 
+    # Uploads (tus): files live in data_dir/uploads/<user id>/<upload id>.
+    upload_max_bytes: int = Field(default=5 * 1024**3, gt=0)
+    # Per user: the total length of their unfinished and complete uploads.
+    upload_quota_bytes: int = Field(default=20 * 1024**3, gt=0)
+    # An unfinished upload expires this long after its last chunk; the sweep deletes its file.
+    upload_expiration_seconds: int = Field(default=24 * 3600, gt=0)
+    upload_probe_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # Outbound webhooks: attempt n (1-based) failing is retried after base x 2^(n-1) seconds, up to max attempts.
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Production refuses endpoints on private, loopback and link-local addresses unless this is true.
+    webhook_allow_private_addresses: bool = False
+
+    # Jobs. Ray workers post progress to `internal_url` (default: public_url) + /internal/jobs/<id>/progress.
+    internal_url: str | None = None
+    # The command the Ray job runs; the control plane appends --input/--to/--out/... (the pipeline is installed
+    # in the cluster's environment: nothing is uploaded with the job).
+    jobs_entrypoint: str = "python -m pipeline.job"
+    # The background worker (submit, poll Ray, finish jobs, deliver webhooks, sweep uploads) in the app's lifespan.
+    jobs_worker_enabled: bool = True
+    jobs_worker_interval_seconds: float = Field(default=2.0, gt=0)
+    # Ray jobs submitted at once (the rest wait in `queued`).
+    jobs_max_running: int = Field(default=2, ge=1)
+    # Ray runs per job (first + retries) after infrastructure failures; a failure the pipeline reports is final.
+    jobs_max_attempts: int = Field(default=3, ge=1, le=20)
+    jobs_max_target_languages: int = Field(default=5, ge=1, le=50)
+    # A running job with no progress report for this long is stopped and retried as an infrastructure failure.
+    jobs_stale_seconds: float = Field(default=3600.0, gt=0)
+    # Budget of each call to the Ray Jobs API.
+    jobs_ray_timeout_seconds: float = Field(default=10.0, gt=0)
+
     @field_validator("data_dir", "mail_dir")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -122,3 +155,8 @@ class Settings(BaseSettings):
     @property
     def polar_enabled(self) -> bool:
         return self.polar_webhook_secret is not None and bool(self.polar_webhook_secret.get_secret_value())
+
+    @property
+    def progress_base_url(self) -> str:
+        """Where Ray workers reach this service (internal_url, else public_url), without a trailing slash."""
+        return (self.internal_url or self.public_url).rstrip("/")

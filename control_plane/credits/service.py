@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from control_plane import metrics
 from control_plane.config import Settings
 from control_plane.credits.models import (
     CreditAccount,
@@ -134,6 +135,7 @@ def reserve(session: Session, user_id: uuid.UUID, amount: int, job_ref: str) -> 
             reference=job_ref,
         )
     )
+    metrics.record_credits("reserved", amount)
     return reservation
 
 
@@ -166,6 +168,8 @@ def capture(session: Session, reservation_id: uuid.UUID, used: int) -> CreditRes
     reservation.captured = used
     reservation.settled_at = utcnow()
     session.flush()
+    metrics.record_credits("captured", used)
+    metrics.record_credits("released", reservation.amount - used)
     return reservation
 
 
@@ -179,6 +183,7 @@ def release(session: Session, reservation_id: uuid.UUID) -> CreditReservation:
     reservation.status = ReservationStatus.RELEASED
     reservation.settled_at = utcnow()
     session.flush()
+    metrics.record_credits("released", reservation.amount)
     return reservation
 
 

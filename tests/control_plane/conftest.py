@@ -176,6 +176,7 @@ def make_settings(**overrides: Any) -> Settings:
         "rate_limit_burst": 10_000,
         "auth_rate_limit_per_minute": 10_000,
         "auth_rate_limit_burst": 10_000,
+        "jobs_worker_enabled": False,  # tests drive the jobs reconciler by hand
     }
     values.update(overrides)
     return Settings(**values)

@@ -1,0 +1,110 @@
+"""Prometheus metrics: HTTP metrics per app (prometheus-fastapi-instrumentator) plus the domain metrics below.
+
+The domain metrics live in one process-wide registry, `DOMAIN_REGISTRY` (not prometheus_client's global one, which
+Ray and other libraries share), because services feed them without an app at hand. Each app gets its own registry
+for the HTTP metrics, with the domain registry attached as a collector, so building many apps (tests) never
+registers a name twice. Counters count in this process; with several workers Prometheus sums the scrapes.
+
+Fed by:
+- the jobs worker: `set_jobs_by_status(counts)` each tick, `observe_job_finished(status, queue_wait_s, duration_s)`;
+- credits/service.py: `record_credits(kind, amount)` on reserve / capture / release;
+- webhooks/delivery.py: `record_webhook_delivery(outcome)` per attempt;
+- uploads/service.py: `record_upload(outcome)` when an upload completes, is rejected or expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_fastapi_instrumentator import Instrumentator
+
+DOMAIN_REGISTRY = CollectorRegistry()
+
+JOBS_BY_STATUS = Gauge("octavia_jobs", "Jobs by status (set by the jobs worker)", ["status"], registry=DOMAIN_REGISTRY)
+JOBS_FINISHED = Counter(
+    "octavia_jobs_finished", "Jobs that reached a final status", ["status"], registry=DOMAIN_REGISTRY
+)
+JOB_QUEUE_WAIT = Histogram(
+    "octavia_job_queue_wait_seconds",
+    "Time from job creation to the start of its run",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600),
+    registry=DOMAIN_REGISTRY,
+)
+JOB_DURATION = Histogram(
+    "octavia_job_duration_seconds",
+    "Run time of finished jobs, by final status",
+    ["status"],
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600),
+    registry=DOMAIN_REGISTRY,
+)
+CREDITS = Counter(
+    "octavia_credits",
+    "Credits moved by jobs: reserved (held), captured (charged), released (given back)",
+    ["kind"],
+    registry=DOMAIN_REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "octavia_webhook_deliveries",
+    "Outbound webhook delivery attempts by outcome: succeeded, retrying (will be retried), failed (gave up)",
+    ["outcome"],
+    registry=DOMAIN_REGISTRY,
+)
+UPLOADS = Counter(
+    "octavia_uploads", "Uploads by final outcome: complete, rejected, expired", ["outcome"], registry=DOMAIN_REGISTRY
+)
+
+_job_statuses_seen: set[str] = set()
+
+CreditKind = Literal["reserved", "captured", "released"]
+DeliveryOutcome = Literal["succeeded", "retrying", "failed"]
+UploadOutcome = Literal["complete", "rejected", "expired"]
+
+
+def set_jobs_by_status(counts: Mapping[str, int]) -> None:
+    """Replaces the jobs-by-status gauge: statuses missing from `counts` drop to 0 rather than keep old values."""
+    _job_statuses_seen.update(counts)
+    for status in _job_statuses_seen:
+        JOBS_BY_STATUS.labels(status).set(counts.get(status, 0))
+
+
+def observe_job_finished(status: str, queue_wait_seconds: float | None, duration_seconds: float | None) -> None:
+    """One job reached `status` (succeeded / failed / canceled); None for a wait or run that never happened."""
+    JOBS_FINISHED.labels(status).inc()
+    if queue_wait_seconds is not None:
+        JOB_QUEUE_WAIT.observe(max(queue_wait_seconds, 0.0))
+    if duration_seconds is not None:
+        JOB_DURATION.labels(status).observe(max(duration_seconds, 0.0))
+
+
+def record_credits(kind: CreditKind, amount: int) -> None:
+    if amount > 0:
+        CREDITS.labels(kind).inc(amount)
+
+
+def record_webhook_delivery(outcome: DeliveryOutcome) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def record_upload(outcome: UploadOutcome, count: int = 1) -> None:
+    if count > 0:
+        UPLOADS.labels(outcome).inc(count)
+
+
+class _DomainCollector(Collector):
+    def collect(self) -> Iterable[Metric]:
+        return DOMAIN_REGISTRY.collect()
+
+
+def install_metrics(app: FastAPI) -> CollectorRegistry:
+    """HTTP metrics for `app` and `GET /metrics` serving them with the domain metrics; returns the app's registry."""
+    registry = CollectorRegistry()
+    registry.register(_DomainCollector())
+    Instrumentator(registry=registry, excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(
+        app
+    ).expose(app, endpoint="/metrics", include_in_schema=False)
+    return registry
