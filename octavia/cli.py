@@ -149,6 +149,7 @@ def dub(
     separation: Annotated[str, typer.Option(help="auto | none | spleeter | demucs")] = "auto",
     keep_original_audio: Annotated[bool, typer.Option("--keep-original-audio")] = False,
     burn_subtitles: Annotated[bool, typer.Option("--burn-subtitles")] = False,
+    max_speedup: Annotated[float, typer.Option(help="pitch-preserving stretch cap before silence is borrowed")] = 1.25,
     address: Annotated[str | None, typer.Option(help="Ray cluster (default $RAY_ADDRESS, else embedded)")] = None,
     parallelism: Annotated[int, typer.Option(help="chunks and lines processed at once")] = 2,
     local: Annotated[bool, typer.Option("--local", help="no Ray: run every stage in this process")] = False,
@@ -168,6 +169,7 @@ def dub(
         separation=separation,  # type: ignore[arg-type]
         keep_original_audio=keep_original_audio,
         burn_subtitles=burn_subtitles,
+        max_speedup=max_speedup,
     )
     validate(request)
     with _progress_bars() as hook:

@@ -115,19 +115,26 @@ class LocalClients:
 
 
 class ServeClients:
-    """The same calls through Ray Serve deployment handles (blocking on each result)."""
+    """The same calls through Ray Serve deployment handles (blocking on each result).
+
+    Handles are looked up on first use: a run deploys only the families it needs (no `separate` app when
+    separation is off), and a handle to an application that does not exist fails at once.
+    """
 
     def __init__(self, apps: dict[str, str] | None = None) -> None:
-        from ray import serve
+        self._apps = apps or {}
+        self._handles: dict[str, Any] = {}
 
-        names = {family: (apps or {}).get(family, app) for family, (app, _) in SERVE_DEPLOYMENTS.items()}
-        self._handles = {
-            family: serve.get_deployment_handle(deployment, app_name=names[family])
-            for family, (_, deployment) in SERVE_DEPLOYMENTS.items()
-        }
+    def _handle(self, family: str) -> Any:
+        if family not in self._handles:
+            from ray import serve
+
+            app, deployment = SERVE_DEPLOYMENTS[family]
+            self._handles[family] = serve.get_deployment_handle(deployment, app_name=self._apps.get(family, app))
+        return self._handles[family]
 
     def _call(self, family: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self._handles[family], method).remote(*args, **kwargs).result()
+        return getattr(self._handle(family), method).remote(*args, **kwargs).result()
 
     def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
         return self._call("asr", "transcribe", audio, language, offset)

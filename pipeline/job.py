@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,13 @@ def run_job(
     from pipeline.clients import ServeClients
     from pipeline.executors import RayDataExecutor
 
+    started = time.monotonic()
     with ray_cluster(address, name=run_name(request), dashboard=dashboard) as embedded:
         apps: dict[str, str] = {}
         if embedded or deploy:
             config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
             apps = deploy_serve_apps(config, needed_families(request, profile.name))
+        log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
         run = DubRun(
             request,
             executor=RayDataExecutor(parallelism),
@@ -167,6 +170,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
     p.add_argument("--keep-original-audio", action="store_true")
     p.add_argument("--burn-subtitles", action="store_true")
     p.add_argument("--max-chunk-seconds", type=float, default=60.0)
+    p.add_argument("--max-speedup", type=float, default=1.25, help="stretch cap before borrowing silence (1-2)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--deploy", action="store_true", help="deploy the Serve applications on the cluster first")
     p.add_argument("--parallelism", type=int, default=2, help="chunks and lines processed at once")
@@ -184,6 +188,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
         keep_original_audio=args.keep_original_audio,
         burn_subtitles=args.burn_subtitles,
         max_chunk_seconds=args.max_chunk_seconds,
+        max_speedup=args.max_speedup,
     )
     return request, args
 

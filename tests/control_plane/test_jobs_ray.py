@@ -120,7 +120,14 @@ def _warm_up(url: str) -> None:
 
     client = JobSubmissionClient(url)
     deadline = time.monotonic() + 90
-    submission = client.submit_job(entrypoint=f"{sys.executable} -c pass")
+    while True:  # the dashboard answers before its job agent has registered ("No available agent")
+        try:
+            submission = client.submit_job(entrypoint=f"{sys.executable} -c pass")
+            break
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     while not client.get_job_status(submission).is_terminal():
         assert time.monotonic() < deadline, "warm-up job did not finish"
         time.sleep(0.3)
