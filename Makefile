@@ -47,7 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.run pipeline
 
 lock: $(STAMP)
 	{ echo "# Every transitive pin of the .venv, regenerated with: make lock"; \

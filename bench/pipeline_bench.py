@@ -1,0 +1,185 @@
+"""Dub benchmarks (issue 3, item 6): real time factor, parallel speedup, Ray overhead and peak memory.
+
+Each case is one `python -m pipeline.job` process with a fresh artifact store (nothing cached), on the embedded
+Ray cluster unless `--local`. Wall time is measured from outside; the job logs when its cluster and Serve
+applications are ready, so start-up is reported apart from the dub itself. Memory is the peak, sampled every
+0.25 s, of the summed RSS of the job's whole process tree (driver, raylet, GCS, Serve replicas, Data actors);
+pages shared between processes (Ray's object store, shared libraries) count once per process, so it is an upper
+bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.media import long_conversation
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    separation: str = "none"
+    parallelism: int = 2
+    local: bool = False
+
+    def arguments(self) -> list[str]:
+        args = ["--separation", self.separation, "--parallelism", str(self.parallelism)]
+        return [*args, "--local"] if self.local else args
+
+
+@dataclass(frozen=True)
+class Measurement:
+    case: Case
+    minutes: float
+    media_seconds: float
+    wall_seconds: float
+    startup_seconds: float  # ray.init + Serve deploy (0 for --local)
+    peak_rss_bytes: int
+
+    @property
+    def dub_seconds(self) -> float:
+        return self.wall_seconds - self.startup_seconds
+
+    @property
+    def rtf(self) -> float:
+        return self.wall_seconds / self.media_seconds
+
+    @property
+    def dub_rtf(self) -> float:
+        return self.dub_seconds / self.media_seconds
+
+
+class TreeMemory:
+    """Peak summed RSS of a process and all its descendants, sampled on a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):  # a process that ended between listing and reading
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+
+_READY = re.compile(r"cluster ready in ([0-9.]+) s")
+
+
+def run_case(case: Case, sample_path: Path, media_seconds: float, minutes: float, work: Path) -> Measurement:
+    out = Path(tempfile.mkdtemp(prefix=f"out-{case.name}-", dir=work))
+    artifacts = Path(tempfile.mkdtemp(prefix=f"artifacts-{case.name}-", dir=work))
+    log_path = work / f"{case.name}-{minutes:g}min.log"
+    command = [sys.executable, "-m", "pipeline.job", "--input", str(sample_path), "--to", "es", "--out", str(out),
+               "--from", "en", "--profile", "offline", *case.arguments()]  # fmt: skip
+    env = {"OCTAVIA_ARTIFACT_DIR": str(artifacts), "RAY_ADDRESS": ""}
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        with TreeMemory(proc.pid) as memory:
+            code = proc.wait()
+    wall = time.monotonic() - started
+    text = log_path.read_text()
+    if code != 0:
+        raise RuntimeError(f"{case.name} exited {code}; see {log_path}:\n{text[-3000:]}")
+    ready = _READY.search(text)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(artifacts, ignore_errors=True)
+    return Measurement(case, minutes, media_seconds, wall, float(ready.group(1)) if ready else 0.0, memory.peak)
+
+
+CASES = {
+    "serve-p2": Case("serve-p2"),
+    "serve-p2-spleeter": Case("serve-p2-spleeter", separation="spleeter"),
+    "serve-p1": Case("serve-p1", parallelism=1),
+    "local": Case("local", parallelism=1, local=True),
+}
+
+
+def run(minutes: float, long_minutes: float | None, work: Path, cases: list[str]) -> list[Measurement]:
+    results = []
+    sample = long_conversation(work, minutes)
+    for name in cases:
+        print(f"[bench] {name} on {minutes:g} min ...", flush=True)
+        m = run_case(CASES[name], sample.path, sample.duration, minutes, work)
+        print(f"[bench] {name}: {m.wall_seconds:.1f} s wall, rtf {m.rtf:.3f}, peak {m.peak_rss_bytes / 2**30:.2f} GiB",
+              flush=True)  # fmt: skip
+        results.append(m)
+    if long_minutes:
+        long_sample = long_conversation(work, long_minutes)
+        print(f"[bench] serve-p2 on {long_minutes:g} min ...", flush=True)
+        m = run_case(CASES["serve-p2"], long_sample.path, long_sample.duration, long_minutes, work)
+        print(f"[bench] serve-p2 ({long_minutes:g} min): {m.wall_seconds:.1f} s, "
+              f"peak {m.peak_rss_bytes / 2**30:.2f} GiB", flush=True)  # fmt: skip
+        results.append(m)
+    return results
+
+
+def report(results: list[Measurement]) -> str:
+    by = {(m.case.name, m.minutes): m for m in results}
+    short = min(m.minutes for m in results)
+    lines = [
+        "| case | input | wall | start-up | dub | wall ÷ duration | dub ÷ duration | peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in results:
+        lines.append(
+            f"| {m.case.name} | {m.media_seconds / 60:.1f} min | {m.wall_seconds:.1f} s | {m.startup_seconds:.1f} s | "
+            f"{m.dub_seconds:.1f} s | {m.rtf:.3f} | {m.dub_rtf:.3f} | {m.peak_rss_bytes / 2**30:.2f} GiB |"
+        )
+    lines.append("")
+    checks = []
+    if (a := by.get(("serve-p2", short))) is not None:
+        checks.append(f"- (a) without separation: {a.rtf:.2f}× real time (target ≤ 1.0×)")
+    if (s := by.get(("serve-p2-spleeter", short))) is not None:
+        checks.append(f"- (a) with Spleeter separation: {s.rtf:.2f}× real time (target ≤ 2.0×)")
+    if a is not None and (p1 := by.get(("serve-p1", short))) is not None:
+        checks.append(
+            f"- (b) parallelism 2 vs 1: {p1.wall_seconds / a.wall_seconds:.2f}× faster overall, "
+            f"{p1.dub_seconds / a.dub_seconds:.2f}× on the dub without start-up (target ≥ 1.7×)"
+        )
+        if (local := by.get(("local", short))) is not None:
+            checks.append(
+                f"- (c) Ray overhead, Serve + Data at parallelism 1 vs every stage in one process: "
+                f"{(p1.wall_seconds / local.wall_seconds - 1) * 100:+.1f}% overall, "
+                f"{(p1.dub_seconds / local.wall_seconds - 1) * 100:+.1f}% without cluster start-up (target ≤ 10%)"
+            )
+    longs = [m for m in results if m.case.name == "serve-p2" and m.minutes != short]
+    if a is not None and longs:
+        big = longs[0]
+        checks.append(
+            f"- (d) peak memory: {a.peak_rss_bytes / 2**30:.2f} GiB for {short:g} min, "
+            f"{big.peak_rss_bytes / 2**30:.2f} GiB for {big.minutes:g} min: "
+            f"{big.peak_rss_bytes / a.peak_rss_bytes:.2f}× (target ≤ 1.2×)"
+        )
+    return "\n".join(lines + checks)

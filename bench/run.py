@@ -1,0 +1,72 @@
+"""`make bench`: run the benchmarks and write their results into docs/benchmarks.md.
+
+    python -m bench.run pipeline [--minutes 10] [--long-minutes 60] [--cases serve-p2,local,...]
+
+Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
+that section, with the machine, the date and the command that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+HEADER = """# Benchmarks
+
+Written by `make bench` (`python -m bench.run`); each section says the machine, the date and the command that
+produced it. Targets are the issues'; a missed target is followed by where the time goes.
+"""
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as f:
+        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    return (f"{names[0] if names else cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+            f"no GPU, Python {platform.python_version()}")  # fmt: skip
+
+
+def write_section(name: str, title: str, body: str) -> None:
+    text = DOC.read_text() if DOC.exists() else HEADER
+    command = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = (f"<!-- bench:{name} -->\n## {title}\n\nMachine: {machine()}. Date: {stamp}.\n"
+               f"Command: `{command}`\n\n{body.strip()}\n<!-- /bench:{name} -->")  # fmt: skip
+    pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else f"{text.rstrip()}\n\n{section}\n"
+    DOC.write_text(text if text.endswith("\n") else text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    sub = parser.add_subparsers(dest="what", required=True)
+    pipe = sub.add_parser("pipeline", help="dub real time factor, parallel speedup, Ray overhead, peak memory")
+    pipe.add_argument("--minutes", type=float, default=10.0)
+    pipe.add_argument("--long-minutes", type=float, default=60.0, help="0 to skip the long-input memory case")
+    pipe.add_argument("--cases", default="serve-p2,serve-p2-spleeter,serve-p1,local")
+    pipe.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if args.what == "pipeline":
+        from bench.pipeline_bench import report as pipeline_report
+        from bench.pipeline_bench import run
+
+        results = run(args.minutes, args.long_minutes or None, args.work, args.cases.split(","))
+        write_section("pipeline", "Dub pipeline (offline profile, es, embedded Ray)", pipeline_report(results))
+    print(f"results in {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
