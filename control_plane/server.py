@@ -26,7 +26,9 @@ def migrate(settings: Settings | None = None, *, auto_migrate: bool = True) -> s
         engine.dispose()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8001, settings: Settings | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8001, settings: Settings | None = None, workers: int = 1) -> None:
+    """Migrates (or refuses pending migrations), then serves. `workers` > 1 runs that many uvicorn processes, each
+    building its app from the environment's settings (and each with its jobs worker: job changes lock their row)."""
     import uvicorn
 
     from control_plane.app import create_app
@@ -34,7 +36,11 @@ def serve(host: str = "127.0.0.1", port: int = 8001, settings: Settings | None =
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO)
     logger.info(migrate(settings, auto_migrate=settings.auto_migrate))
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+    if workers > 1:
+        uvicorn.run("control_plane.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    proxy_headers=True)  # fmt: skip
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
 
 
 def create_admin(email: str, password: str, settings: Settings | None = None) -> User:

@@ -14,6 +14,8 @@ from octavia.errors import OctaviaError
 app = typer.Typer(help="Octavia: self-hostable AI dubbing.", no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="List, fetch and verify the models Octavia uses.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+api_app = typer.Typer(help="The control plane: serve the API, migrate its database, create an admin.")
+app.add_typer(api_app, name="api")
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="offline | quality | all")]
 ModelDirOpt = Annotated[Path | None, typer.Option("--model-dir", help="model cache (default $OCTAVIA_MODEL_DIR)")]
@@ -217,6 +219,42 @@ def redub_command(
                f"in {result.seconds:.1f} s ({result.resynthesized} spoken again)")  # fmt: skip
     for f in result.outputs:
         typer.echo(f"wrote {f}")
+
+
+@api_app.callback(invoke_without_command=True)
+def api(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8001,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the API (OCTAVIA_* settings from the environment): migrates the database first, or refuses clearly
+    when migrations are pending and OCTAVIA_AUTO_MIGRATE=false. OpenAPI at /docs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from control_plane.server import serve
+
+    serve(host=host, port=port, workers=workers)
+
+
+@api_app.command("migrate")
+def api_migrate() -> None:
+    """Bring the database to the newest schema (Alembic upgrade head) and say where it is."""
+    from control_plane.server import migrate
+
+    typer.echo(migrate(auto_migrate=True))
+
+
+@api_app.command("create-admin")
+def api_create_admin(
+    email: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a verified admin (or promote the account with this email)."""
+    from control_plane.server import create_admin
+
+    user = create_admin(email, password)
+    typer.echo(f"admin {user.email} ({user.id})")
 
 
 def _positive_int(value: str, option: str) -> int:
