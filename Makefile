@@ -47,6 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup
+	$(PY) -m bench.run api
 	$(PY) -m bench.run pipeline
 
 lock: $(STAMP)

@@ -1,6 +1,7 @@
 """`make bench`: run the benchmarks and write their results into docs/benchmarks.md.
 
     python -m bench.run pipeline [--minutes 10] [--long-minutes 60] [--cases serve-p2,local,...]
+    python -m bench.run api [--seconds 30] [--get-rate 300] [--post-users 16]
 
 Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
 that section, with the machine, the date and the command that produced it.
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--long-minutes", type=float, default=60.0, help="0 to skip the long-input memory case")
     pipe.add_argument("--cases", default="serve-p2,serve-p2-spleeter,serve-p1,local")
     pipe.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
+    api = sub.add_parser("api", help="control plane under load: GET /v1/jobs/{id} p99, POST /v1/jobs throughput")
+    api.add_argument("--seconds", type=int, default=30)
+    api.add_argument("--get-rate", type=float, default=300.0)
+    api.add_argument("--post-users", type=int, default=16)
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -64,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
         results = run(args.minutes, args.long_minutes or None, args.work, args.cases.split(","))
         write_section("pipeline", "Dub pipeline (offline profile, es, embedded Ray)", pipeline_report(results))
+    if args.what == "api":
+        from bench.api_bench import report as api_report
+        from bench.api_bench import run as run_api
+
+        results = run_api(args.seconds, args.get_rate, args.post_users)
+        write_section("api", "Control plane (PostgreSQL, `octavia api --workers 2`, locust on loopback)",
+                      api_report(results))  # fmt: skip
     print(f"results in {DOC}")
     return 0
 

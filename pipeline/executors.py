@@ -47,7 +47,7 @@ class RayDataExecutor:
         ds = ds.map(
             stage,
             fn_constructor_kwargs={"context": context},
-            concurrency=min(self.parallelism, len(rows)),
+            compute=ray.data.ActorPoolStrategy(size=min(self.parallelism, len(rows))),
             num_cpus=self.num_cpus,
         )
         ds.set_name(name)
