@@ -94,8 +94,12 @@ class ArtifactStore:
         return AudioClip.read(str(path), mono=False) if path.exists() else None
 
     def put_audio(self, stage: str, key: str, clip: AudioClip) -> Path:
+        return self.write_audio(stage, key, lambda tmp: _write_float_wav(clip, tmp))
+
+    def write_audio(self, stage: str, key: str, write: Any) -> Path:
+        """`write(tmp_path)` writes the audio file (e.g. block by block); it appears under its key only whole."""
         path = self.audio_path(stage, key)
-        self._write_atomic(path, lambda tmp: _write_float_wav(clip, tmp))
+        self._write_atomic(path, write)
         return path
 
 

@@ -31,8 +31,11 @@ def assemble_language(
     progress: Callable[[str, int, int], None] = lambda *_: None,
 ) -> LanguageResult:
     """`lines` carry their synthesized audio (artifact key) and duration; their `fit` is (re)computed here.
-    Files go to `path_for(name)` (temporary names, renamed by the caller)."""
-    from pipeline.mix import build_dub_track, mix, retime
+    Files go to `path_for(name)` (temporary names, renamed by the caller). Audio is processed block by block
+    (pipeline.mix), so memory does not grow with the length of the video."""
+    import tempfile
+
+    from pipeline.mix import WavSink, WavSource, mix_to_file, place_lines, retime_blocks
     from pipeline.mux import AudioTrack, mux, output_suffix
     from pipeline.subtitles import cues_from_plan, write_subtitles
     from pipeline.timefit import plan_fit
@@ -50,14 +53,20 @@ def assemble_language(
         for line in lines
     ]
     plan = plan_fit(timings, duration, request.max_speedup)
-    clips = {line.segment_id: AudioClip.read(str(store.audio_path("lines", line.audio_key))) for line in lines}
-    dub_track = build_dub_track(plan, clips, sample_rate=MIX_RATE, channels=1)
-    bed = AudioClip.read(str(background), mono=False)
-    if plan.has_slowdown:
-        bed = retime(bed, plan)
-    mixed = mix(dub_track, bed, speech=plan.speech_spans(), ducking=request.ducking, target_lufs=request.target_lufs)
+    keys = {line.segment_id: line.audio_key for line in lines}
     names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
-    mixed.write(str(path_for(names["wav"])))
+    wav = path_for(names["wav"])
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
+        dub_track = Path(work) / "dub.wav"
+        with WavSink(dub_track, MIX_RATE, 1) as sink:
+            place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE)
+        bed = WavSource(background)
+        if plan.has_slowdown:
+            with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:
+                retime_blocks(bed, plan, retimed)
+            bed = WavSource(Path(work) / "bed.wav")
+        mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
+                    target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
     texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
     speakers = {s.id: s.speaker for s in segments if s.speaker}
     cues = cues_from_plan(plan, texts, speakers)
@@ -80,3 +89,7 @@ def assemble_language(
     fits = {f.segment_id: f for f in plan.lines}
     fitted = tuple(line.model_copy(update={"fit": fits.get(line.segment_id)}) for line in lines)
     return LanguageResult(language=target, lines=fitted, plan=plan, outputs=names)
+
+
+def _line_audio(store: ArtifactStore, key: str | None) -> AudioClip | None:
+    return None if key is None else AudioClip.read(str(store.audio_path("lines", key)))

@@ -9,6 +9,7 @@ names and renamed at the end: a failed run never leaves a file under a final nam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 TRANSLATION_BATCH = 32
 PROFILE_SECONDS = 30.0  # of each speaker's speech used to estimate their pitch
+VAD_PIECE_SECONDS = 600.0  # 18,750 Silero frames of 32 ms
 
 ProgressHook = Callable[[ProgressEvent], None]
 UNDETERMINED = "und"  # ISO 639-2 for "no language": speech-free input
@@ -313,16 +315,23 @@ class DubRun:
         check_pairs(self.profile.name, source, targets, pairs)
 
     def _speech_spans(self, mix_wav: Path, input_sha: str) -> list[Any]:
+        import soundfile
+
         from octavia.records import TimeSpan
-        from serve_apps.asr.vad import SileroVad
+        from serve_apps.asr.vad import SileroVad, spans_from_probabilities
 
         key = content_key("vad", {"model": self.profile.vad}, input_sha)
         cached = self.store.get_array("vad", key)
         if cached is not None:
             return [TimeSpan(start=float(a), end=float(b)) for a, b in cached.reshape(-1, 2)]
         vad = SileroVad(self.models.resolve(self.profile.vad))
-        clip = AudioClip.read(str(mix_wav), sample_rate=SPEECH_RATE)
-        spans = vad.speech_spans(clip, min_silence=0.3)
+        # Ten minutes at a time (a whole number of 32 ms frames): a long input is never read whole.
+        duration = soundfile.info(str(mix_wav)).duration
+        probs = [
+            vad.speech_probabilities(read_span(mix_wav, t, min(t + VAD_PIECE_SECONDS, duration)).mono())
+            for t in np.arange(0.0, duration, VAD_PIECE_SECONDS)
+        ]
+        spans = spans_from_probabilities(np.concatenate(probs) if probs else np.zeros(0), duration, min_silence=0.3)
         self.store.put_array("vad", key, np.array([[s.start, s.end] for s in spans], np.float64).reshape(-1, 2))
         return spans
 
@@ -402,13 +411,21 @@ class DubRun:
         key = content_key("background", {"separation": self.separation}, input_sha)
         path = self.store.audio_path("background-full", key)
         if not path.exists():
-            pieces = []
-            for a in analyses:
-                clip = self.store.get_audio("background", a.stems_key) if a.stems_key else None
-                if clip is None:
-                    clip = read_span(mix_wav, a.chunk.start, a.chunk.end)
-                pieces.append(clip.samples.reshape(clip.channels, -1))
-            self.store.put_audio("background-full", key, AudioClip(np.concatenate(pieces, axis=1), MIX_RATE))
+
+            def write(tmp: str) -> None:  # chunk by chunk: the full-length track is never in memory
+                from pipeline.mix import WavSink
+
+                with contextlib.ExitStack() as stack:
+                    sink: WavSink | None = None
+                    for a in analyses:
+                        clip = self.store.get_audio("background", a.stems_key) if a.stems_key else None
+                        if clip is None:
+                            clip = read_span(mix_wav, a.chunk.start, a.chunk.end)
+                        if sink is None:
+                            sink = stack.enter_context(WavSink(tmp, MIX_RATE, clip.channels))
+                        sink.write(clip.samples.reshape(clip.channels, -1))
+
+            self.store.write_audio("background-full", key, write)
         return "background-full", key, path
 
     def _write_source_outputs(
@@ -429,9 +446,12 @@ class DubRun:
             names.append(f"{stem}.{language}.srt")
             write_subtitles(cues, outputs.path(names[0]))
         if self.separation != "none":
+            from pipeline.mix import BLOCK_SECONDS, WavSink, WavSource, copy_audio
+
             name = f"{stem}.background.wav"
-            clip = AudioClip.read(str(background[2]), mono=False)
-            clip.write(str(outputs.path(name)))
+            source = WavSource(background[2])
+            with WavSink(outputs.path(name), source.sample_rate, source.channels, subtype="PCM_16") as sink:
+                copy_audio(source, sink, round(BLOCK_SECONDS * source.sample_rate))
             names.append(name)
         return names
 

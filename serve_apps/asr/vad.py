@@ -37,26 +37,43 @@ class SileroVad:
     ) -> list[TimeSpan]:
         """Speech regions: frames above `threshold` start speech, frames below `threshold - 0.15` end it
         (hysteresis), gaps shorter than `min_silence` are bridged, blips shorter than `min_speech` dropped."""
-        probs = self.speech_probabilities(audio)
-        frame = _WINDOW / _RATE
-        low = max(threshold - 0.15, 0.01)
-        spans: list[list[float]] = []
-        speaking = False
-        for i, p in enumerate(probs):
-            t = i * frame
-            if not speaking and p >= threshold:
-                speaking = True
-                if spans and t - spans[-1][1] < min_silence:
-                    spans[-1][1] = t + frame  # bridge a short pause
-                else:
-                    spans.append([t, t + frame])
-            elif speaking and p < low:
-                speaking = False
-            if speaking:
-                spans[-1][1] = t + frame
-        duration = audio.duration
-        return [
-            TimeSpan(start=round(max(0.0, a - pad), 3), end=round(min(duration, b + pad), 3))
-            for a, b in spans
-            if b - a >= min_speech
-        ]
+        return spans_from_probabilities(
+            self.speech_probabilities(audio), audio.duration, threshold=threshold, min_silence=min_silence,
+            min_speech=min_speech, pad=pad,
+        )  # fmt: skip
+
+
+FRAME_SECONDS = _WINDOW / _RATE
+
+
+def spans_from_probabilities(
+    probs: np.ndarray,
+    duration: float,
+    *,
+    threshold: float = 0.5,
+    min_silence: float = 0.3,
+    min_speech: float = 0.1,
+    pad: float = 0.05,
+) -> list[TimeSpan]:
+    """`SileroVad.speech_spans` from per-frame probabilities, e.g. computed piece by piece over a long input."""
+    frame = FRAME_SECONDS
+    low = max(threshold - 0.15, 0.01)
+    spans: list[list[float]] = []
+    speaking = False
+    for i, p in enumerate(probs):
+        t = i * frame
+        if not speaking and p >= threshold:
+            speaking = True
+            if spans and t - spans[-1][1] < min_silence:
+                spans[-1][1] = t + frame  # bridge a short pause
+            else:
+                spans.append([t, t + frame])
+        elif speaking and p < low:
+            speaking = False
+        if speaking:
+            spans[-1][1] = t + frame
+    return [
+        TimeSpan(start=round(max(0.0, a - pad), 3), end=round(min(duration, b + pad), 3))
+        for a, b in spans
+        if b - a >= min_speech
+    ]
