@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from octavia.errors import OctaviaError
+from octavia.signals import exit_on_sigterm
 
 app = typer.Typer(help="Octavia: self-hostable AI dubbing.", no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="List, fetch and verify the models Octavia uses.", no_args_is_help=True)
@@ -294,6 +295,7 @@ class _progress_bars:
 
 
 def main() -> None:
+    exit_on_sigterm()
     try:
         app()
     except OctaviaError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 from octavia.errors import BadInputError, OctaviaError
 from octavia.languages import normalize
+from octavia.signals import exit_on_sigterm
 from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, separation_engine
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest
@@ -195,6 +196,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()
     reporter: Any = None
     try:
         request, args = parse_args(argv)

@@ -71,3 +71,29 @@ def test_unknown_language_code(conversation, out):
 def test_bad_speakers_value(conversation, out):
     result = dub(str(conversation.path), "--to", "es", "--speakers", "two", "--out", str(out))
     assert result.returncode == 2 and "--speakers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sigterm_mid_run_leaves_no_half_written_outputs(tmp_path):
+    """`kill` of a running dub (or a container stopping) unwinds it: the hidden partial folder, which exists from
+    the synthesis stage on, is removed, and nothing appears under a final name."""
+    import signal
+    import time
+
+    from pipeline.samples import make_conversation
+
+    sample = make_conversation(tmp_path / "talk.mp4", gap=1.2)
+    out = tmp_path / "out"
+    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(tmp_path / "artifacts"), "OCTAVIA_PROFILE": "offline"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octavia.cli", "dub", str(sample.path), "--to", "es", "--out", str(out), "--local",
+         "--separation", "none"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".octavia-partial-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the dub ended before writing anything"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert list(out.iterdir()) == []
