@@ -11,6 +11,8 @@ bound.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,29 +129,62 @@ CASES = {
 }
 
 
-def run(minutes: float, long_minutes: float | None, work: Path, cases: list[str]) -> list[Measurement]:
-    results = []
+def run(
+    minutes: float,
+    long_minutes: float | None,
+    work: Path,
+    cases: list[str],
+    on_result: Callable[[list[Measurement]], None] = lambda _: None,
+) -> list[Measurement]:
+    """Every case on a `minutes` input, then serve-p2 on a `long_minutes` one. Results accumulate in
+    WORK/results.json across runs (a case measured again replaces its row); `on_result` gets all of them after
+    each case, so a long run that is stopped keeps what it measured."""
+    saved = _load(work)
+    results: list[Measurement] = []
+
+    def record(m: Measurement) -> None:
+        results.append(m)
+        saved[(m.case.name, m.minutes)] = m
+        _save(work, saved)
+        on_result(sorted(saved.values(), key=lambda r: (r.minutes, list(CASES).index(r.case.name))))
+
     sample = long_conversation(work, minutes)
     for name in cases:
         print(f"[bench] {name} on {minutes:g} min ...", flush=True)
         m = run_case(CASES[name], sample.path, sample.duration, minutes, work)
         print(f"[bench] {name}: {m.wall_seconds:.1f} s wall, rtf {m.rtf:.3f}, peak {m.peak_rss_bytes / 2**30:.2f} GiB",
               flush=True)  # fmt: skip
-        results.append(m)
+        record(m)
     if long_minutes:
         long_sample = long_conversation(work, long_minutes)
         print(f"[bench] serve-p2 on {long_minutes:g} min ...", flush=True)
         m = run_case(CASES["serve-p2"], long_sample.path, long_sample.duration, long_minutes, work)
         print(f"[bench] serve-p2 ({long_minutes:g} min): {m.wall_seconds:.1f} s, "
               f"peak {m.peak_rss_bytes / 2**30:.2f} GiB", flush=True)  # fmt: skip
-        results.append(m)
+        record(m)
     return results
+
+
+def _load(work: Path) -> dict[tuple[str, float], Measurement]:
+    path = work / "results.json"
+    if not path.exists():
+        return {}
+    rows = [Measurement(**{**r, "case": Case(**r["case"])}) for r in json.loads(path.read_text())]
+    return {(m.case.name, m.minutes): m for m in rows}
+
+
+def _save(work: Path, saved: dict[tuple[str, float], Measurement]) -> None:
+    (work / "results.json").write_text(json.dumps([dataclasses.asdict(m) for m in saved.values()], indent=1))
 
 
 def report(results: list[Measurement]) -> str:
     by = {(m.case.name, m.minutes): m for m in results}
     short = min(m.minutes for m in results)
     lines = [
+        "Cases: `serve-p2`/`serve-p1` = Serve + Data at parallelism 2/1, `-spleeter` = with separation, `local` = "
+        "every stage in one process (`--local`). Rows accumulate over runs (`out/bench/results.json`); "
+        "the command below made the last one.",
+        "",
         "| case | input | wall | start-up | dub | wall ÷ duration | dub ÷ duration | peak RSS |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.pipeline_bench import report as pipeline_report
         from bench.pipeline_bench import run
 
-        results = run(args.minutes, args.long_minutes or None, args.work, args.cases.split(","))
-        write_section("pipeline", "Dub pipeline (offline profile, es, embedded Ray)", pipeline_report(results))
+        def write(results: list) -> None:  # type: ignore[type-arg]
+            write_section("pipeline", "Dub pipeline (offline profile, es, embedded Ray)", pipeline_report(results))
+
+        run(args.minutes, args.long_minutes or None, args.work, args.cases.split(","), on_result=write)
     if args.what == "api":
         from bench.api_bench import report as api_report
         from bench.api_bench import run as run_api
