@@ -162,18 +162,32 @@ def _video_encode_args(plan: FitPlan | None, subtitles: str | Path | None, tmp: 
         shutil.copyfile(subtitles, local)
         filters.append(f"subtitles=filename={local}")
     args = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
-    return (["-vf", ",".join(filters)] if filters else []) + args
+    if not filters:
+        return args
+    # From a file: a long video's retime expression outgrows the 128 KiB a single command-line argument may have.
+    script = tmp / "video-filter.txt"
+    script.write_text(",".join(filters))
+    return ["-filter_script:v", str(script), *args]
 
 
 def _retime_expression(plan: FitPlan) -> str:
     """setpts expression mapping source time T to output time, piecewise linear over the slowed spans."""
-    terms = ["T"]
+    terms = []
     for s in plan.slowdowns:
         if s.duration > 0:
             terms.append(f"{s.added:.6f}*clip((T-{s.start:.6f})/{s.duration:.6f},0,1)")
         else:  # a freeze: every frame after it shifts by the whole hold
             terms.append(f"{s.added:.6f}*gt(T,{s.start:.6f})")
-    return f"({'+'.join(terms)})/TB"
+    return f"(T+{_balanced_sum(terms)})/TB" if terms else "T/TB"
+
+
+def _balanced_sum(terms: list[str]) -> str:
+    """a+b+c+... as a balanced tree of sums: ffmpeg's expression parser fails ("Cannot allocate memory") on a
+    flat sum of more than about 64 terms, which a long video with many slowed lines reaches."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_balanced_sum(terms[:middle])}+{_balanced_sum(terms[middle:])})"
 
 
 def _retimed_original(info: MediaInfo, stream_index: int, plan: FitPlan, tmp: Path) -> Path:

@@ -191,3 +191,22 @@ def test_mux_bad_arguments(media: Media, tmp_path: Path):
     AudioClip(np.zeros(10, np.float32), 16_000).write(str(tmp_path / "z.wav"))
     with pytest.raises(UnsupportedLanguageError, match="not an ISO 639"):
         mux(media.mp4, [AudioTrack(path=tmp_path / "z.wav", language="xx-klingon")], tmp_path / "x.mp4")
+
+
+def test_mux_applies_hundreds_of_slowdowns(media: Media, tmp_path: Path):
+    """A long video can slow the picture for hundreds of lines; the retime expression must still parse (a flat sum
+    of more than ~64 terms does not in ffmpeg) and keep every frame where the plan puts it."""
+    from pipeline.timeline import FitPlan, VideoSlowdown
+
+    spans = tuple(
+        VideoSlowdown(start=0.01 + i * 0.0095, end=0.015 + i * 0.0095, output_duration=0.008) for i in range(300)
+    )
+    plan = FitPlan(source_duration=3.0, duration=3.0 + sum(s.added for s in spans), max_speedup=1.25, lines=(),
+                   slowdowns=spans)  # fmt: skip
+    out = mux(
+        media.mp4,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+        tmp_path / "slow.mp4",
+        plan=plan,
+    )
+    assert probe_media(out).video.duration == pytest.approx(plan.duration, abs=0.08)
