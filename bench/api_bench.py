@@ -25,7 +25,7 @@ import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-ADMIN = ("bench@example.com", "bench-Password-2026!")
+ADMIN = ("load@example.com", "Quiet-Harbor-Lantern-42")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,11 @@ def _prepare(base: str, work: Path, env: dict[str, str]) -> dict[str, str]:
         token = http.post("/v1/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         key = http.post("/v1/api-keys", json={"name": "bench"}, headers=auth).json()["key"]
-        http.post("/v1/admin/credits/grant", json={"email": ADMIN[0], "amount": 10**9}, headers=auth).raise_for_status()
+        http.post(
+            "/v1/admin/credits/grant",
+            json={"email": ADMIN[0], "amount": 10**9, "reason": "load benchmark"},
+            headers=auth,
+        ).raise_for_status()
         clip = work / "clip.mp4"
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:duration=2",
                         "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-shortest", "-c:v", "libx264",
