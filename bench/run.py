@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         def write(results: list) -> None:  # type: ignore[type-arg]
             write_section("pipeline", "Dub pipeline (offline profile, es, embedded Ray)", pipeline_report(results))
 
-        run(args.minutes, args.long_minutes or None, args.work, args.cases.split(","), on_result=write)
+        run(
+            args.minutes, args.long_minutes or None, args.work, [c for c in args.cases.split(",") if c], on_result=write
+        )
     if args.what == "api":
         from bench.api_bench import report as api_report
         from bench.api_bench import run as run_api
