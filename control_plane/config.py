@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     # Empty means "SQLite file in data_dir". `postgresql://` URLs are switched to the psycopg 3 driver.
     database_url: str = ""
+    # Connections per worker process (PostgreSQL), and as many request threads: a thread holds at most one
+    # connection (control_plane/deps.py), so requests never wait for one and never reconnect. Overflow covers
+    # the background jobs worker. Keep workers × (pool size + overflow) below the server's max_connections
+    # (100 by default).
+    database_pool_size: int = Field(default=16, ge=1)
+    database_max_overflow: int = Field(default=4, ge=0)
     auto_migrate: bool = True
     public_url: str = "http://127.0.0.1:8001"
 

@@ -68,11 +68,14 @@ class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=10)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite files get their folder created and the transaction fixes above."""
+def create_db_engine(url: str, *, pool_size: int | None = None, max_overflow: int | None = None,
+                     **kwargs: Any) -> Engine:  # fmt: skip
+    """An engine for `url`; SQLite files get their folder created and the transaction fixes above. The pool
+    sizes apply to PostgreSQL (SQLite connections are cheap files, and one writer at a time anyway)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        pool = {k: v for k, v in (("pool_size", pool_size), ("max_overflow", max_overflow)) if v is not None}
+        return create_engine(url, pool_pre_ping=True, **pool, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     connect_args = {"check_same_thread": False, "timeout": 30, **kwargs.pop("connect_args", {})}

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.deps import SettingsDep
 from control_plane.errors import ServiceUnavailableError
 from control_plane.exception_handlers import ErrorResponse
+from control_plane.routing import UnitOfWorkRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=UnitOfWorkRoute, tags=["health"])
 
 RAY_DASHBOARD_PORT = 8265
 RAY_PROBE_TIMEOUT_SECONDS = 2.0

@@ -8,8 +8,9 @@ from control_plane.api_keys import service
 from control_plane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from control_plane.deps import CurrentUser, SessionDep
 from control_plane.pagination import Page, PageParamsDep
+from control_plane.routing import UnitOfWorkRoute
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api-keys", tags=["api keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

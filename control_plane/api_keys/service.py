@@ -22,7 +22,6 @@ from control_plane.db import utcnow
 from control_plane.errors import ConflictError, NotAuthenticatedError, ResourceNotFoundError
 from control_plane.pagination import PageParams
 from control_plane.users.models import User
-from control_plane.users.repository import UserRepository
 
 KEY_PREFIX = "oct_"
 MAX_ACTIVE_KEYS = 100
@@ -80,14 +79,12 @@ def authenticate(session: Session, token: str) -> tuple[User, ApiKey]:
     prefix, _, secret = token.removeprefix(KEY_PREFIX).partition("_")
     if not _PREFIX_RE.match(prefix) or not secret:
         raise InvalidApiKeyError("malformed API key")
-    key = ApiKeyRepository(session).get_by_prefix(prefix)
-    if key is None or not hmac.compare_digest(key.secret_sha256, _digest(secret)):
+    found = ApiKeyRepository(session).get_with_owner(prefix)
+    if found is None or not hmac.compare_digest(found[0].secret_sha256, _digest(secret)):
         raise InvalidApiKeyError("invalid API key")
+    key, user = found
     if key.revoked_at is not None:
         raise InvalidApiKeyError("API key revoked")
-    user = UserRepository(session).get(key.user_id)
-    if user is None:
-        raise InvalidApiKeyError("invalid API key")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         key.last_used_at = now

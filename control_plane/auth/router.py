@@ -14,9 +14,12 @@ from control_plane.auth.schemas import (
     TokenPairRead,
 )
 from control_plane.deps import MailerDep, SessionDep, SettingsDep, limit_by_client_ip
+from control_plane.routing import UnitOfWorkRoute
 from control_plane.users.schemas import UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[Depends(limit_by_client_ip)])
+router = APIRouter(
+    route_class=UnitOfWorkRoute, prefix="/auth", tags=["auth"], dependencies=[Depends(limit_by_client_ip)]
+)
 
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=UserRead)

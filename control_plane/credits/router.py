@@ -13,10 +13,11 @@ from control_plane.credits.schemas import (
 )
 from control_plane.deps import AdminUser, CurrentUser, SessionDep, SettingsDep
 from control_plane.pagination import Page, PageParamsDep
+from control_plane.routing import UnitOfWorkRoute
 from control_plane.users import service as users_service
 
-router = APIRouter(prefix="/credits", tags=["credits"])
-admin_router = APIRouter(prefix="/admin/credits", tags=["admin"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/credits", tags=["credits"])
+admin_router = APIRouter(route_class=UnitOfWorkRoute, prefix="/admin/credits", tags=["admin"])
 
 
 def _balance_read(balance: service.Balance) -> BalanceRead:

@@ -154,10 +154,6 @@ def create_job(
     try:
         with session.begin_nested():  # a concurrent request with the same key loses here, cleanly
             repository.add(job)
-            job.reservation_id = credits.reserve(session, user_id, estimate.credits, job.job_ref).id
-            _status_event(repository, job)
-    except credits.InsufficientCreditsError as exc:
-        raise _insufficient(exc, estimate) from None
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -165,6 +161,12 @@ def create_job(
         if existing is None:
             raise
         return _replay(existing, body_hash, idempotency_key), True
+    _status_event(repository, job)
+    # Last: the reservation locks the user's credit account until commit, and every job of that user waits on it.
+    try:
+        job.reservation_id = credits.reserve(session, user_id, estimate.credits, job.job_ref).id
+    except credits.InsufficientCreditsError as exc:
+        raise _insufficient(exc, estimate) from None  # rolls the job back with the request
     return job, False
 
 

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, Request
 from control_plane.deps import SessionDep, SettingsDep
 from control_plane.polar import service
 from control_plane.polar.schemas import WebhookAck
+from control_plane.routing import UnitOfWorkRoute
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/webhooks", tags=["webhooks"])
 
 
 async def raw_body(request: Request) -> bytes:

@@ -17,10 +17,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control_plane.errors import ApiError
+from control_plane.routing import UnitOfWorkRoute
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,checksum,termination,expiration"
@@ -63,7 +63,7 @@ class Checksum:
     digest: bytes
 
 
-def require_tus_version(request: Request) -> None:
+async def require_tus_version(request: Request) -> None:
     """A dependency for the protocol requests (all but OPTIONS and the JSON reads): 412 for another version."""
     sent = request.headers.get("tus-resumable")
     if sent != TUS_VERSION:
@@ -145,7 +145,7 @@ def clean_metadata_text(value: str | None) -> str | None:
     return cleaned or None
 
 
-class TusRoute(APIRoute):
+class TusRoute(UnitOfWorkRoute):
     """Adds `Tus-Resumable` to every response, including errors raised by dependencies (authentication, ...)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

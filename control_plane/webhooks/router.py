@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from control_plane.deps import CurrentUser, SessionDep, SettingsDep
 from control_plane.pagination import Page, PageParamsDep
+from control_plane.routing import UnitOfWorkRoute
 from control_plane.webhooks import service
 from control_plane.webhooks.schemas import (
     WebhookDeliveryRead,
@@ -14,7 +15,7 @@ from control_plane.webhooks.schemas import (
     WebhookEndpointRead,
 )
 
-router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/webhook-endpoints", tags=["webhooks"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookEndpointCreated)

@@ -70,3 +70,54 @@ def test_migrate_then_serve_without_auto_migration(tmp_path):
     again = subprocess.run([sys.executable, "-m", "octavia.cli", "api", "migrate"], env=env, capture_output=True,
                            text=True, timeout=60)  # fmt: skip
     assert again.returncode == 0 and again.stdout != migrated.stdout  # second run: already at head
+
+
+def test_two_workers_share_the_connections_and_stop_together(tmp_path):
+    """`--workers 2` binds one SO_REUSEPORT socket per process: the kernel spreads connections over both (a
+    shared socket let one process accept them all), and SIGTERM stops the workers with the supervisor."""
+    import psutil
+
+    port = free_port()
+    command = [sys.executable, "-m", "octavia.cli", "api", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    clients: list[httpx2.Client] = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        workers: list[psutil.Process] = []
+        while len(workers) < 2 or not all(_answers(base) for _ in range(4)):
+            assert server.poll() is None and time.monotonic() < deadline, "the API did not come up"
+            workers = [w for w in psutil.Process(server.pid).children() if _listens(w, port)]
+            time.sleep(0.3)
+        # 16 keep-alive connections: all on one worker would happen with probability 2 × 2^-16.
+        for _ in range(16):
+            client = httpx2.Client(base_url=base, timeout=5)
+            assert client.get("/healthz").status_code == 200
+            clients.append(client)
+        per_worker = [
+            sum(1 for c in w.net_connections("tcp") if c.laddr and c.laddr.port == port and c.status == "ESTABLISHED")
+            for w in workers
+        ]
+        assert sum(per_worker) == 16 and min(per_worker) > 0, per_worker
+    finally:
+        for client in clients:
+            client.close()
+        server.terminate()
+        assert server.wait(30) == 0
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+def _listens(process, port: int) -> bool:
+    import psutil
+
+    try:
+        return any(c.laddr and c.laddr.port == port and c.status == "LISTEN" for c in process.net_connections("tcp"))
+    except psutil.Error:
+        return False
