@@ -47,6 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup
+	scripts/setup_system.sh --bench
 	$(PY) -m bench.run api
 	$(PY) -m bench.run pipeline
 

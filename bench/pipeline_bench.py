@@ -39,7 +39,9 @@ class Case:
 
     def arguments(self) -> list[str]:
         args = ["--separation", self.separation, "--parallelism", str(self.parallelism)]
-        return [*args, "--local"] if self.local else args
+        # Local runs its engines with one thread each, like the Serve replicas of serve-cpu.yaml: (c) compares
+        # the same work on the same cores, with and without Ray.
+        return [*args, "--local", "--local-threads", "1"] if self.local else args
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks and write their results into docs/benchmarks.md.
 
     python -m bench.run pipeline [--minutes 10] [--long-minutes 60] [--cases serve-p2,local,...]
-    python -m bench.run api [--seconds 30] [--get-rate 300] [--post-users 16]
+    python -m bench.run api [--seconds 30] [--get-rate 300] [--post-connections 4,8,16]
 
 Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
 that section, with the machine, the date and the command that produced it.
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     api = sub.add_parser("api", help="control plane under load: GET /v1/jobs/{id} p99, POST /v1/jobs throughput")
     api.add_argument("--seconds", type=int, default=30)
     api.add_argument("--get-rate", type=float, default=300.0)
-    api.add_argument("--post-users", type=int, default=16)
+    api.add_argument("--post-connections", default="4,8,16", help="POST /v1/jobs runs, one per connection count")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.api_bench import report as api_report
         from bench.api_bench import run as run_api
 
-        results = run_api(args.seconds, args.get_rate, args.post_users)
-        write_section("api", "Control plane (PostgreSQL, `octavia api --workers 2`, locust on loopback)",
+        results = run_api(args.seconds, args.get_rate, tuple(int(c) for c in args.post_connections.split(",")))
+        write_section("api", "Control plane (PostgreSQL, `octavia api --workers 2`, wrk on loopback)",
                       api_report(results))  # fmt: skip
     print(f"results in {DOC}")
     return 0

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # System packages Octavia needs: media tools, espeak-ng, Apertium and its language pairs.
+# `--bench` adds what `make bench` needs (wrk, the HTTP load generator).
 # Idempotent: does nothing (in well under a second) when everything is installed.
 set -euo pipefail
 PACKAGES=(ffmpeg espeak-ng sox apertium apertium-eng-spa apertium-es-pt apertium-fr-es apertium-spa-ita
           apertium-spa-cat apertium-eng-cat)
+[ "${1:-}" = "--bench" ] && PACKAGES+=(wrk)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
