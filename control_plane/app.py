@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,10 +50,6 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # No more thread-pool threads than pooled connections: each thread holds at most one (control_plane/deps.py).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
-        # Startup objects (routes, models, SQLAlchemy mappers) move out of the collector's reach: a full
-        # collection walked them all and paused the worker for ~100 ms every few seconds under load.
-        gc.collect()
-        gc.freeze()
         worker = None
         if settings.jobs_worker_enabled:
             # One background task: submits and polls Ray jobs, delivers webhooks, sweeps expired uploads.
