@@ -46,20 +46,24 @@ class ModelClients(Protocol):
 
 
 class LocalClients:
-    """The profile's engines in this process, each built on first use."""
+    """The profile's engines in this process, each built on first use. `cpu_threads` caps the threads of Whisper
+    and Kokoro (0: their defaults, every core), e.g. to match the one-thread replicas of serve-cpu.yaml."""
 
-    def __init__(self, profile: ProfileModels, separation: str, store: ModelStore | None = None) -> None:
+    def __init__(
+        self, profile: ProfileModels, separation: str, store: ModelStore | None = None, *, cpu_threads: int = 0
+    ) -> None:
         from octavia.models.store import ModelStore
 
         self.profile = profile
         self.separation = separation
         self.store = store or ModelStore()
+        self.cpu_threads = cpu_threads
 
     @cached_property
     def _asr(self) -> Any:
         from serve_apps.asr.engine import FasterWhisperEngine
 
-        return FasterWhisperEngine(self.store.resolve(self.profile.asr))
+        return FasterWhisperEngine(self.store.resolve(self.profile.asr), cpu_threads=self.cpu_threads)
 
     @cached_property
     def diarizer(self) -> ClusteringDiarizer:
@@ -83,7 +87,7 @@ class LocalClients:
     def _tts(self) -> list[Any]:
         from serve_apps.tts.engine import load_engine
 
-        return [load_engine(model, self.store) for model in self.profile.tts]
+        return [load_engine(model, self.store, cpu_threads=self.cpu_threads) for model in self.profile.tts]
 
     def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
         return self._asr.transcribe(audio, language, offset=offset)

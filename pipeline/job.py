@@ -94,11 +94,11 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         ray.shutdown()
 
 
-def deploy_serve_apps(config: Path, families: set[str]) -> dict[str, str]:
+def deploy_serve_apps(config: Path, families: set[str], replicas: int | None = None) -> dict[str, str]:
     """Deploy the applications of a Serve config file that the run needs; returns family -> app name."""
     from pipeline.serving import deploy_config
 
-    return deploy_config(config, only=families)
+    return deploy_config(config, only=families, replicas=replicas)
 
 
 def needed_families(request: DubRequest, profile_name: str) -> set[str]:
@@ -120,8 +120,10 @@ def run_job(
     deploy: bool = False,
     dashboard: bool = False,
     artifact_dir: Path | None = None,
+    local_threads: int = 0,
 ) -> DubResult:
-    """Run one dub; `local=True` runs every stage in this process without Ray."""
+    """Run one dub; `local=True` runs every stage in this process without Ray (its Whisper and Kokoro with
+    `local_threads` threads each; 0: every core)."""
     from octavia.profiles import resolve
     from pipeline.artifacts import ArtifactStore
 
@@ -133,7 +135,7 @@ def run_job(
         from pipeline.clients import LocalClients
         from pipeline.executors import LocalExecutor
 
-        clients = LocalClients(profile, separation_engine(request.separation, profile))
+        clients = LocalClients(profile, separation_engine(request.separation, profile), cpu_threads=local_threads)
         return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
                       hook=hook).run()  # fmt: skip
 
@@ -145,7 +147,10 @@ def run_job(
         apps: dict[str, str] = {}
         if embedded or deploy:
             config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
-            apps = deploy_serve_apps(config, needed_families(request, profile.name))
+            # The embedded cluster is this run's own: as many replicas of each per-chunk/per-line model as
+            # chunks and lines in flight. A cluster shared with others keeps the file's replica counts.
+            replicas = parallelism if embedded else None
+            apps = deploy_serve_apps(config, needed_families(request, profile.name), replicas=replicas)
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
         run = DubRun(
             request,
@@ -174,8 +179,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
     p.add_argument("--max-speedup", type=float, default=1.25, help="stretch cap before borrowing silence (1-2)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--deploy", action="store_true", help="deploy the Serve applications on the cluster first")
-    p.add_argument("--parallelism", type=int, default=2, help="chunks and lines processed at once")
+    p.add_argument("--parallelism", type=int, default=2,
+                   help="chunks and lines processed at once (on the embedded cluster also the replicas of each "
+                        "ASR, speaker-embedding and TTS model)")  # fmt: skip
     p.add_argument("--local", action="store_true", help="no Ray: every stage in this process")
+    p.add_argument("--local-threads", type=int, default=0,
+                   help="with --local: threads of Whisper and Kokoro (default 0: every core)")  # fmt: skip
     p.add_argument("--progress-url", default=None, help="POST progress here (token in $OCTAVIA_PROGRESS_TOKEN)")
     args = p.parse_args(argv)
     request = DubRequest(
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             hook=reporter,
             local=args.local,
             deploy=args.deploy,
+            local_threads=args.local_threads,
         )
     except OctaviaError as exc:
         log.error("%s: %s", exc.code, exc.message)
@@ -229,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             message = "; ".join(f"{lang}: {msg}" for lang, msg in result.failed.items())
             reporter.finish("failed", error={"code": "language_failed", "message": message})
+    # After a crash or a stop, the first number says how much of the analysis the re-run did not redo.
+    log.info("chunks: %d from the artifact cache, %d computed", result.chunks_cached, result.chunks_computed)
     for files in result.outputs.values():
         for f in files:
             log.info("wrote %s", f)

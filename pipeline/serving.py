@@ -4,24 +4,57 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from octavia.errors import ModelError
 
 _READY_TIMEOUT = 600.0
 
+# The models every chunk or line goes through: `replicas` scales these (separation and translation stay as the
+# file says: Spleeter is not the bottleneck and holds a large graph; Apertium answers a batch in milliseconds).
+PER_ITEM_FAMILIES = frozenset({"asr", "diarize", "tts"})
 
-def deploy_config(config: Path, only: set[str], *, timeout: float = _READY_TIMEOUT) -> dict[str, str]:
+
+def with_replicas(config: dict[str, Any], replicas: int) -> dict[str, Any]:
+    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment. The
+    file's `num_cpus` is read as the family's share of the cluster and split between its replicas, so that
+    more replicas still fit where the file's fit (on 2 cores they would otherwise wait for CPUs forever)."""
+    if replicas < 1:
+        raise ValueError(f"replicas must be at least 1, got {replicas}")
+    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas}
+    applications = []
+    for app in config.get("applications", []):
+        if app.get("name") in PER_ITEM_FAMILIES:
+            app = {**app, "deployments": [_scaled(d, replicas, fixed) for d in app.get("deployments", [])]}
+        applications.append(app)
+    return {**config, "applications": applications}
+
+
+def _scaled(deployment: dict[str, Any], replicas: int, fixed: dict[str, int]) -> dict[str, Any]:
+    actor = dict(deployment.get("ray_actor_options") or {})
+    for resource in ("num_cpus", "num_gpus"):
+        if actor.get(resource):
+            actor[resource] = round(actor[resource] / replicas, 4)
+    return {**deployment, "autoscaling_config": {**deployment.get("autoscaling_config", {}), **fixed},
+            "ray_actor_options": actor}  # fmt: skip
+
+
+def deploy_config(
+    config: Path, only: set[str], *, replicas: int | None = None, timeout: float = _READY_TIMEOUT
+) -> dict[str, str]:
     """Deploy the applications named in `only` (application name == model family) and wait until they run.
 
     Uses Serve's declarative deploy (what the `serve run`/`serve deploy` CLIs call), so the file's
-    `deployments[]` overrides apply unchanged. Returns family -> application name.
+    `deployments[]` overrides apply unchanged, except that `replicas` (when given) fixes the replica count of
+    the per-item models. Returns family -> application name.
     """
     import yaml
     from ray import serve
     from ray.serve._private import api as serve_api
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(yaml.safe_load(config.read_text()))
+    parsed = yaml.safe_load(config.read_text())
+    schema = ServeDeploySchema.model_validate(with_replicas(parsed, replicas) if replicas else parsed)
     apps = [app for app in schema.applications if app.name in only]
     missing = only - {app.name for app in apps}
     if missing:

@@ -22,12 +22,13 @@ class TtsAppArgs(AppArgs):
     max_voices_per_replica: int = 4
     max_batch_size: int = 8
     batch_wait_timeout_s: float = 0.02
+    cpu_threads: int = 0  # Kokoro's ONNX Runtime threads per replica; 0: one per core
 
 
-def load_kokoro(model: str, *, fetch: bool = False):
+def load_kokoro(model: str, *, fetch: bool = False, cpu_threads: int = 0):
     from serve_apps.tts.kokoro import KokoroEngine
 
-    return KokoroEngine(resolve_model(model, fetch=fetch))
+    return KokoroEngine(resolve_model(model, fetch=fetch), cpu_threads=cpu_threads)
 
 
 def load_piper(model: str, *, fetch: bool = False):
@@ -53,7 +54,8 @@ def engine_specs(args: TtsAppArgs) -> list[TtsEngineSpec]:
         if model == ESPEAK:
             specs.append(TtsEngineSpec(engine=EngineSpec(factory="serve_apps.tts.espeak:EspeakEngine")))
         elif model.startswith("kokoro"):
-            specs.append(TtsEngineSpec(engine=EngineSpec(factory="serve_apps.tts.app:load_kokoro", kwargs=loaded)))
+            kwargs = {**loaded, "cpu_threads": args.cpu_threads}
+            specs.append(TtsEngineSpec(engine=EngineSpec(factory="serve_apps.tts.app:load_kokoro", kwargs=kwargs)))
         elif model.startswith("piper-"):
             if not piper_voices:  # every Piper voice joins one engine, ranked where the first one is listed
                 specs.append(TtsEngineSpec(name="piper"))

@@ -99,8 +99,9 @@ def pick_language(engine: str, language: str, table: Mapping[str, T]) -> tuple[s
     raise unsupported_language(engine, language, (k for k in table if "-" not in k))
 
 
-def load_engine(model: str, store: ModelStore | None = None) -> TtsEngine:
-    """The engine for a TTS model of the catalogue (as listed in a profile's `tts`), its files from `store`."""
+def load_engine(model: str, store: ModelStore | None = None, *, cpu_threads: int = 0) -> TtsEngine:
+    """The engine for a TTS model of the catalogue (as listed in a profile's `tts`), its files from `store`.
+    `cpu_threads` applies to Kokoro's ONNX Runtime session (0: its default)."""
     from octavia.models.store import ModelStore
 
     store = store or ModelStore()
@@ -112,7 +113,7 @@ def load_engine(model: str, store: ModelStore | None = None) -> TtsEngine:
     if model.startswith("kokoro"):
         from serve_apps.tts.kokoro import KokoroEngine
 
-        return KokoroEngine(store.resolve(model))
+        return KokoroEngine(store.resolve(model), cpu_threads=cpu_threads)
     if model.startswith("piper"):
         from serve_apps.tts.piper import PiperEngine
 

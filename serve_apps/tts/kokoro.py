@@ -49,17 +49,27 @@ class KokoroEngine(TtsEngine):
 
     name = "kokoro"
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, *, cpu_threads: int = 0) -> None:
+        """`cpu_threads`: ONNX Runtime intra-op threads (0: its default, one per core). One thread per replica
+        and one replica per core synthesises more lines per second than one replica on every core (the graph
+        is small; docs/benchmarks.md)."""
+        import onnxruntime as ort
         from kokoro_onnx import Kokoro
+        from kokoro_onnx.session import resolve_providers
 
         model_dir = Path(model_dir)
         onnx = next((p for p in (model_dir / "kokoro.int8.onnx", model_dir / "kokoro.onnx") if p.exists()), None)
         if onnx is None:
             raise FileNotFoundError(f"no kokoro.int8.onnx or kokoro.onnx in {model_dir}")
         vocab = model_dir / "vocab.json"
-        # np.load of the .npz inside Kokoro() keeps allow_pickle=False: the voice file cannot run code.
-        self._kokoro = Kokoro(
-            str(onnx), str(model_dir / "voices.npz"), vocab_config=str(vocab) if vocab.exists() else None
+        options = ort.SessionOptions()
+        if cpu_threads > 0:
+            options.intra_op_num_threads = cpu_threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(onnx), sess_options=options, providers=resolve_providers())
+        # np.load of the .npz inside Kokoro keeps allow_pickle=False: the voice file cannot run code.
+        self._kokoro = Kokoro.from_session(
+            session, str(model_dir / "voices.npz"), vocab_config=str(vocab) if vocab.exists() else None
         )
         self._voice_ids = tuple(sorted(self._kokoro.get_voices()))
         languages = tuple(sorted({k for k in ESPEAK_LANGUAGES if "-" not in k}))

@@ -60,3 +60,29 @@ def test_gpu_config_shares_gpus_and_says_why() -> None:
         assert f"# {fraction} = " in blocks[app.name] and "GB" in blocks[app.name]
         fractions.append(fraction)
     assert sum(fractions) <= 1.0  # at min_replicas all five share one GPU
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 4])
+def test_parallelism_scales_the_per_item_models_within_the_same_cpu_share(replicas: int) -> None:
+    from pipeline.serving import PER_ITEM_FAMILIES, with_replicas
+
+    raw = yaml.safe_load((CONFIGS / "serve-cpu.yaml").read_text())
+    scaled = ServeDeploySchema.model_validate(with_replicas(raw, replicas))  # still a valid Serve config
+    original = {app.name: app.deployments[0] for app in load("serve-cpu.yaml").applications}
+    total = 0.0
+    for app in scaled.applications:
+        [deployment] = app.deployments
+        share = deployment.ray_actor_options.num_cpus
+        before = original[app.name]
+        if app.name in PER_ITEM_FAMILIES:
+            auto = deployment.autoscaling_config
+            assert auto["min_replicas"] == auto["initial_replicas"] == auto["max_replicas"] == replicas
+            assert auto["target_ongoing_requests"] == before.autoscaling_config["target_ongoing_requests"]
+            assert share == pytest.approx(before.ray_actor_options.num_cpus / replicas, abs=1e-4)
+            total += share * replicas
+        else:  # separation and translation keep the file's single replica
+            assert deployment.autoscaling_config == before.autoscaling_config
+            total += share
+    assert total <= 1.5 + 1e-3  # every replica still fits on 2 cores next to the pipeline's own tasks
+    with pytest.raises(ValueError):
+        with_replicas(raw, 0)
