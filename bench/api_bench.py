@@ -2,7 +2,7 @@
 wrk (C, one thread: a few percent of a core at these rates, where locust took most of one) with
 bench/wrk/api.lua.
 
-- GET /v1/jobs/{id} paced at a fixed rate over 30 connections (after a 5 s warm-up): p50/p99 latency and the
+- GET /v1/jobs/{id} paced at a fixed rate over 30 connections (after a 15 s warm-up): p50/p99 latency and the
   rate achieved. Pacing is one schedule of send times, so requests arrive evenly.
 - POST /v1/jobs (each one validates the upload, prices it and reserves credits in one transaction) as fast as
   4, 8 and 16 connections get answers: requests per second. All jobs belong to one user, so every reservation
@@ -151,7 +151,7 @@ def run(seconds: int = 30, get_rate: float = 300.0, post_connections: tuple[int,
     try:
         _wait_up(base, server)
         ids = _prepare(base, work, env)
-        _wrk(base, "get-job", 30, get_rate, 5, ids)  # warm-up: connection pools, statement caches
+        _wrk(base, "get-job", 30, get_rate, 15, ids)  # warm-up: connection pools, prepared statements
         results = [_wrk(base, "get-job", 30, get_rate, seconds, ids)]
         results += [_wrk(base, "create-job", c, None, seconds, ids) for c in post_connections]
         return results

@@ -117,10 +117,13 @@ def reserve(session: Session, user_id: uuid.UUID, amount: int, job_ref: str) -> 
     if amount <= 0:
         raise ValueError(f"reservation amount must be positive, got {amount}")
     repository = CreditRepository(session)
-    account = repository.lock_account(user_id)
+    # Looked up before the account lock, which every reservation of the user waits on: callers reserve a
+    # job_ref once per run (new jobs have new ids, a retry locks the job row first), and the unique
+    # (user_id, job_ref) constraint would refuse a second hold anyway.
     existing = repository.get_reservation_by_job(user_id, job_ref)
     if existing is not None:
         return existing
+    account = repository.lock_account(user_id)
     if amount > account.available:
         raise InsufficientCreditsError(required=amount, available=account.available)
     account.reserved += amount
