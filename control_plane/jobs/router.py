@@ -63,9 +63,6 @@ def create_job(
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters")
     job, replayed = service.create_job(session, settings, user.id, body, idempotency_key)
-    # Committed here, in this thread, rather than by SessionDep after another thread-pool hop: the credit account
-    # stays locked until commit, and that hop was most of the lock's hold time under load (docs/benchmarks.md).
-    session.commit()
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return JobRead.of(job)
