@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from control_plane.api import api_router, root_router
+from control_plane.api import include_routers
 from control_plane.config import Settings
 from control_plane.db import create_db_engine, create_session_factory
 from control_plane.exception_handlers import register_exception_handlers
@@ -80,6 +80,5 @@ def create_app(
     )
     register_exception_handlers(app)
     state.metrics_registry = install_metrics(app)
-    app.include_router(root_router)
-    app.include_router(api_router)
+    include_routers(app)
     return app

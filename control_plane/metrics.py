@@ -14,14 +14,21 @@ Fed by:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
+from prometheus_fastapi_instrumentator.routing import _effective_routes
+from starlette._utils import get_route_path
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 DOMAIN_REGISTRY = CollectorRegistry()
 
@@ -100,6 +107,62 @@ class _DomainCollector(Collector):
         return DOMAIN_REGISTRY.collect()
 
 
+@dataclass(frozen=True)
+class _RouteTemplate:
+    path_regex: re.Pattern[str]
+    methods: frozenset[str] | None
+    template: str
+
+
+class _RouteTemplates:
+    """The app's routes flattened once into (regex, methods, template): the instrumentator resolves each request's
+    route template by flattening and matching FastAPI's nested route contexts again, which cost as much CPU as the
+    endpoint of a `GET /v1/jobs/{id}`. Same rule as the library: a full match wins, else the first path match."""
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        table: list[_RouteTemplate] = []
+        for route in _effective_routes(routes):
+            regex, template = getattr(route, "path_regex", None), getattr(route, "path", None)
+            if regex is None or template is None or getattr(route, "routes", None):  # a mount: the library recurses
+                raise _UnsupportedRoutes
+            methods = getattr(route, "methods", None)
+            table.append(_RouteTemplate(regex, frozenset(methods) if methods else None, template))
+        self.table = table
+
+    def resolve(self, path: str, method: str) -> str | None:
+        partial = None
+        for route in self.table:
+            if route.path_regex.match(path):
+                if route.methods is None or method in route.methods:
+                    return route.template
+                partial = partial or route.template
+        return partial
+
+
+class _UnsupportedRoutes(Exception):
+    pass
+
+
+class _RouteTableInstrumentatorMiddleware(PrometheusInstrumentatorMiddleware):
+    """prometheus-fastapi-instrumentator's middleware with the route template looked up in `_RouteTemplates`
+    (built at the first request: routers are included after the middleware is installed)."""
+
+    _templates: _RouteTemplates | None = None
+    _unsupported = False
+
+    def _get_handler(self, request: Request) -> tuple[str, bool]:
+        if self._templates is None and not self._unsupported and not self.should_include_root_path:
+            try:
+                self._templates = _RouteTemplates(request.app.routes)
+            except _UnsupportedRoutes:
+                self._unsupported = True
+        if self._templates is not None:
+            template = self._templates.resolve(get_route_path(request.scope), request.method)
+            if template is not None:
+                return template, True
+        return super()._get_handler(request)  # no route (a 404, a trailing-slash redirect) or a mounted app
+
+
 def install_metrics(app: FastAPI) -> CollectorRegistry:
     """HTTP metrics for `app` and `GET /metrics` serving them with the domain metrics; returns the app's registry."""
     registry = CollectorRegistry()
@@ -107,4 +170,11 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
     Instrumentator(registry=registry, excluded_handlers=["/metrics"], should_group_untemplated=True).instrument(
         app
     ).expose(app, endpoint="/metrics", include_in_schema=False)
+    # Same middleware and options, cheaper route lookup (the library's own class is the base).
+    app.user_middleware = [
+        Middleware(_RouteTableInstrumentatorMiddleware, *m.args, **m.kwargs)
+        if m.cls is PrometheusInstrumentatorMiddleware
+        else m
+        for m in app.user_middleware
+    ]
     return registry

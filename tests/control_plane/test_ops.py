@@ -6,7 +6,9 @@ import json
 import re
 from collections.abc import Callable
 
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from prometheus_fastapi_instrumentator.routing import get_route_name
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +60,32 @@ def test_metrics_expose_http_and_domain_metrics(
     for name in ("octavia_webhook_deliveries_total", "octavia_uploads_total"):
         assert f"# TYPE {name} counter" in text
     assert "/metrics" not in client.get("/openapi.json").text
+
+
+def test_http_metrics_label_requests_by_route_template(client: TestClient, make_user: Callable[..., TestUser]) -> None:
+    user = make_user()
+    job_id = "0b7e2c9a-3f1d-4e55-9a0e-1c2d3e4f5a6b"
+    assert client.get(f"/v1/jobs/{job_id}", headers=user.headers).status_code == 404
+    assert client.delete("/v1/credits", headers=user.headers).status_code == 405  # path matches, method does not
+    assert client.get("/v1/no-such-thing", headers=user.headers).status_code == 404
+    text = client.get("/metrics").text
+    assert 'http_requests_total{handler="/v1/jobs/{job_id}",method="GET",status="4xx"} 1.0' in text
+    assert 'http_requests_total{handler="/v1/credits",method="DELETE",status="4xx"} 1.0' in text
+    assert 'http_requests_total{handler="none",method="GET",status="4xx"} 1.0' in text  # untemplated, grouped
+    assert job_id not in text
+
+
+def test_route_table_names_every_route_as_the_instrumentator_does(app: FastAPI) -> None:
+    """`_RouteTemplates` (resolved once) against the library's own per-request lookup, for a path of every route
+    under every method."""
+    templates = metrics._RouteTemplates(app.routes)
+    assert len(templates.table) > 40
+    for route in templates.table:
+        path = re.sub(r"\{[^}]+\}", "0b7e2c9a-3f1d-4e55-9a0e-1c2d3e4f5a6b", route.template)
+        for method in ("GET", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"):
+            scope = {"type": "http", "path": path, "root_path": "", "method": method, "app": app, "headers": []}
+            expected = get_route_name(Request(scope), should_include_root_path=False)
+            assert templates.resolve(path, method) == expected, (method, path)
 
 
 def test_each_app_has_its_own_http_registry(settings: Settings, session_factory: sessionmaker[Session]) -> None:
