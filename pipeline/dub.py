@@ -185,8 +185,10 @@ class DubRun:
         models: ModelStore | None = None,
         hook: ProgressHook | None = None,
         serve_apps: dict[str, str] | None = None,
+        local_threads: int = 0,
     ) -> None:
         self.request = request
+        self.local_threads = local_threads  # for the stages' own "local" clients
         self.executor = executor
         self.clients = clients
         self.clients_mode = clients_mode
@@ -226,6 +228,7 @@ class DubRun:
             mix_wav=str(mix_wav),
             language=source,
             serve_apps=self.serve_apps,
+            local_threads=self.local_threads,
         )
         result = DubResult(out_dir=req.out_dir, source_language=source or "", duration=duration, outputs={})
         analyses = self._analyze(ctx, chunk_plan.chunks, result)
@@ -348,8 +351,32 @@ class DubRun:
             self.progress("analyze", len(analyses), len(rows))
 
         self.progress("analyze", 0, len(rows))
-        self.executor.map(ChunkAnalyzer, ctx.model_dump_json(), rows, name=self._name("analyze"), on_row=collect)
+        self._map_timed(ChunkAnalyzer, ctx, rows, "analyze", "chunks", collect)
         return sorted(analyses, key=lambda a: a.chunk.index)
+
+    def _map_timed(
+        self,
+        stage: type,
+        ctx: StageContext,
+        rows: list[dict[str, Any]],
+        name: str,
+        unit: str,
+        collect: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """`executor.map`, logging the stage's wall time against the time its rows spent inside the stage: the
+        difference (with parallelism, wall x parallelism - inside) is scheduling, transport and idle actors."""
+        inside = 0.0
+
+        def on_row(row: dict[str, Any]) -> None:
+            nonlocal inside
+            inside += float(row.get("seconds", 0.0))
+            collect(row)
+
+        started = time.monotonic()
+        self.executor.map(stage, ctx.model_dump_json(), rows, name=self._name(name), on_row=on_row)
+        if rows:
+            log.info("%s: %d %s in %.1f s, %.1f s inside the stage", name, len(rows), unit,
+                     time.monotonic() - started, inside)  # fmt: skip
 
     def _name(self, stage: str) -> str:
         return f"dub {self.request.input.name} -> {','.join(self.request.targets)}: {stage}"
@@ -527,9 +554,7 @@ class DubRun:
 
         self.progress(f"synthesize:{target}", 0, len(jobs))
         rows = [{"job": j.model_dump_json()} for j in jobs]
-        self.executor.map(
-            LineSynthesizer, ctx.model_dump_json(), rows, name=self._name(f"tts {target}"), on_row=collect
-        )
+        self._map_timed(LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect)
 
         lines = [
             DubbedLine(

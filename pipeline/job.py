@@ -137,7 +137,7 @@ def run_job(
 
         clients = LocalClients(profile, separation_engine(request.separation, profile), cpu_threads=local_threads)
         return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
-                      hook=hook).run()  # fmt: skip
+                      hook=hook, local_threads=local_threads).run()  # fmt: skip
 
     from pipeline.clients import ServeClients
     from pipeline.executors import RayDataExecutor

@@ -1,12 +1,15 @@
 """The per-chunk and per-line stages, as callable classes that Ray Data runs in actors (or called directly).
 
 A stage gets its settings as one JSON string (`StageContext`), builds its model clients in `__init__` (an actor
-does it once), and maps one row to one row. Results are cached in the artifact store, so a re-run after a crash
-finds finished chunks and lines and does not recompute them.
+does it once), and maps one row to one row; each output row carries `seconds`, the time the row took inside the
+stage (the dub logs it against the stage's wall time: what is left is scheduling and transport). Results are
+cached in the artifact store, so a re-run after a crash finds finished chunks and lines and does not recompute
+them.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +35,7 @@ class StageContext(Record):
     mix_wav: str  # the input's audio at the mixing rate (for separation)
     language: str | None = None  # forced source language, None: detect per chunk
     serve_apps: dict[str, str] = Field(default_factory=dict)
+    local_threads: int = 0  # "local" clients: Whisper and Kokoro threads (0: every core), as the driver's own
 
 
 class SynthesisJob(Record):
@@ -56,7 +60,7 @@ def make_clients(ctx: StageContext) -> Any:
     from octavia.profiles import PROFILES
     from pipeline.clients import LocalClients
 
-    return LocalClients(PROFILES[ctx.profile], ctx.separation)
+    return LocalClients(PROFILES[ctx.profile], ctx.separation, cpu_threads=ctx.local_threads)
 
 
 def read_span(path: str | Path, start: float, end: float) -> AudioClip:
@@ -85,7 +89,10 @@ class ChunkAnalyzer:
         self.clients = make_clients(self.ctx)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        chunk = Chunk.model_validate_json(row["chunk"])
+        started = time.perf_counter()
+        return {**self._analyze(Chunk.model_validate_json(row["chunk"])), "seconds": time.perf_counter() - started}
+
+    def _analyze(self, chunk: Chunk) -> dict[str, Any]:
         key = chunk_key(self.ctx, chunk)
         cached = self.store.get_record("chunks", key, ChunkAnalysis)
         if cached is not None:
@@ -129,6 +136,7 @@ class LineSynthesizer:
         self.clients = make_clients(self.ctx)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
         job = SynthesisJob.model_validate_json(row["job"])
         key = synthesis_key(job, self.ctx.profile)
         path = self.store.audio_path("lines", key)
@@ -141,4 +149,4 @@ class LineSynthesizer:
             clip = self.clients.synthesize(job.text, job.language, job.voice)
             self.store.put_audio("lines", key, clip)
             result = SynthesisResult(segment_id=job.segment_id, audio_key=key, duration=clip.duration, cached=False)
-        return {"result": result.model_dump_json()}
+        return {"result": result.model_dump_json(), "seconds": time.perf_counter() - started}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from octavia.audio import AudioClip
+from pipeline import stages
 from pipeline.job import run_job
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest, TranscriptDocument
@@ -12,7 +13,10 @@ from pipeline.samples import music
 from tests.factories import ffmpeg
 
 
-def test_speech_free_input_keeps_its_soundtrack(tmp_path, artifact_dir):
+def test_speech_free_input_keeps_its_soundtrack(tmp_path, artifact_dir, monkeypatch):
+    stage_clients = []  # what each stage builds: a local run's thread cap must reach them (bench case "local")
+    build = stages.make_clients
+    monkeypatch.setattr(stages, "make_clients", lambda ctx: stage_clients.append(build(ctx)) or stage_clients[-1])
     score = tmp_path / "score.wav"
     AudioClip(music(6.0, 44_100, level_db=-14), 44_100).write(str(score))
     video = tmp_path / "score.mp4"
@@ -20,8 +24,9 @@ def test_speech_free_input_keeps_its_soundtrack(tmp_path, artifact_dir):
            "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(video))  # fmt: skip
     out = tmp_path / "out"
     result = run_job(DubRequest(input=video, targets=("es",), out_dir=out, profile="offline", separation="none"),
-                     local=True, artifact_dir=artifact_dir)  # fmt: skip
+                     local=True, artifact_dir=artifact_dir, local_threads=1)  # fmt: skip
     assert result.ok
+    assert stage_clients and [c.cpu_threads for c in stage_clients] == [1] * len(stage_clients)
     doc = TranscriptDocument.model_validate_json((out / "score.transcript.json").read_text())
     assert doc.segments == () and doc.languages["es"].lines == ()
     dub = probe_media(out / "score.es.mp4")
