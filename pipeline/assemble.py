@@ -3,6 +3,7 @@ wav, subtitles and the muxed video. Shared by a full dub and by `octavia redub` 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def assemble_language(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
         dub_track = Path(work) / "dub.wav"
         with WavSink(dub_track, MIX_RATE, 1) as sink:
-            place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE)
+            # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
+            place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE,
+                        workers=os.cpu_count() or 1)  # fmt: skip
         bed = WavSource(background)
         if plan.has_slowdown:
             with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:

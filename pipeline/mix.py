@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +31,7 @@ import numpy as np
 from octavia.audio import AudioClip
 from octavia.records import TimeSpan
 from pipeline.timefit import stretch
-from pipeline.timeline import FitPlan
+from pipeline.timeline import FitPlan, LineFit
 
 
 @dataclass(frozen=True)
@@ -273,12 +275,54 @@ def place_lines(
     sample_rate: int,
     channels: int = 1,
     block_seconds: float = BLOCK_SECONDS,
+    workers: int = 1,
 ) -> None:
     """Write the dub track to `sink` block by block: a line's clip is loaded and stretched when the first block
-    it reaches is built and dropped after the last, so memory holds one block and the lines crossing it."""
+    it reaches is built and dropped after the last, so memory holds one block and the lines crossing it.
+    `workers` lines are prepared at a time (each stretch is an ffmpeg process, so threads run them on as many
+    cores), at most `2 * workers` ahead of the block being built."""
     total = round(plan.duration * sample_rate)
     block = max(1, round(block_seconds * sample_rate))
     fits = sorted(plan.lines, key=lambda f: f.start)
+
+    def prepare(fit: LineFit) -> AudioClip:
+        audio = line_audio(fit.segment_id)
+        if audio is None:
+            raise ValueError(f"no audio for segment {fit.segment_id}; the plan and the synthesized lines disagree")
+        clip = conform(audio, sample_rate, channels)
+        return stretch(clip, fit.speed) if fit.speed != 1.0 else clip
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="place-lines") as pool:
+        _place(fits, _in_order(pool, prepare, fits, 2 * max(1, workers)), sink, total, block, sample_rate, channels)
+
+
+def _in_order(
+    pool: ThreadPoolExecutor, prepare: Callable[[LineFit], AudioClip], fits: Sequence[LineFit], ahead: int
+) -> Iterator[AudioClip]:
+    """`prepare(fit)` of each fit, in order, with at most `ahead` of them submitted before they are taken."""
+    pending: deque[Future[AudioClip]] = deque()
+    upcoming = iter(fits)
+    for fit in upcoming:
+        pending.append(pool.submit(prepare, fit))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        clip = pending.popleft().result()
+        following = next(upcoming, None)
+        if following is not None:
+            pending.append(pool.submit(prepare, following))
+        yield clip
+
+
+def _place(
+    fits: Sequence[LineFit],
+    clips: Iterator[AudioClip],
+    sink: Sink,
+    total: int,
+    block: int,
+    sample_rate: int,
+    channels: int,
+) -> None:
     placed: dict[int, tuple[int, np.ndarray]] = {}  # segment id -> (first frame, samples) of lines in reach
     upcoming = 0
     for start in range(0, total, block):
@@ -286,12 +330,7 @@ def place_lines(
         while upcoming < len(fits) and round(fits[upcoming].start * sample_rate) < end:
             fit = fits[upcoming]
             upcoming += 1
-            audio = line_audio(fit.segment_id)
-            if audio is None:
-                raise ValueError(f"no audio for segment {fit.segment_id}; the plan and the synthesized lines disagree")
-            clip = conform(audio, sample_rate, channels)
-            if fit.speed != 1.0:
-                clip = stretch(clip, fit.speed)
+            clip = next(clips)
             a = round(fit.start * sample_rate)
             n = min(round((fit.end - fit.start) * sample_rate), clip.num_frames, total - a)
             if n > 0:

@@ -72,7 +72,8 @@ def test_block_wise_limiter_equals_limiting_the_whole_track():
     assert np.abs(sink.samples()).max() <= 0.89 + 1e-6
 
 
-def test_lines_placed_block_by_block_equal_one_block():
+@pytest.mark.parametrize("workers", [1, 3])
+def test_lines_placed_block_by_block_equal_one_block(workers):
     rate = 24_000
     timings = [LineTiming(segment_id=i, start=1.0 + 2.5 * i, end=3.0 + 2.5 * i, synth_duration=2.3) for i in range(6)]
     plan = plan_fit(timings, 18.0)
@@ -80,9 +81,18 @@ def test_lines_placed_block_by_block_equal_one_block():
     lines = {i: AudioClip(rng.normal(0, 0.1, int(2.3 * rate)).astype(np.float32), rate) for i in range(6)}
     whole = build_dub_track(plan, lines, sample_rate=rate)
     sink = ArraySink(1, rate)
-    place_lines(plan, lines.get, sink, sample_rate=rate, block_seconds=0.77)
+    place_lines(plan, lines.get, sink, sample_rate=rate, block_seconds=0.77, workers=workers)
     assert np.array_equal(sink.samples()[0], whole.samples)
     assert any(f.speed > 1.0 for f in plan.lines)  # stretched lines are placed the same way too
+
+
+def test_a_line_without_audio_fails_the_placement_with_several_workers():
+    rate = 24_000
+    timings = [LineTiming(segment_id=i, start=1.0 + 2.5 * i, end=3.0 + 2.5 * i, synth_duration=2.3) for i in range(6)]
+    plan = plan_fit(timings, 18.0)
+    lines = {i: AudioClip(np.zeros(int(2.3 * rate), np.float32), rate) for i in range(6) if i != 4}
+    with pytest.raises(ValueError, match="no audio for segment 4"):
+        place_lines(plan, lines.get, ArraySink(1, rate), sample_rate=rate, workers=3)
 
 
 def test_mix_to_file_equals_the_in_memory_mix(tmp_path):
