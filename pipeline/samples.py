@@ -40,15 +40,16 @@ class Sample(Record):
 
 def music(seconds: float, rate: int = RATE, level_db: float = -26.0) -> np.ndarray:
     """Soft chords (I-vi-IV-V), two seconds each, with gentle attacks: a stand-in for a score under speech."""
-    t = np.arange(int(seconds * rate)) / rate
+    total = int(seconds * rate)
     chords = ((261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7))
-    out = np.zeros_like(t)
-    for i, start in enumerate(np.arange(0, seconds, 2.0)):
-        sel = (t >= start) & (t < start + 2.0)
-        local = t[sel] - start
+    out = np.zeros(total)
+    step = round(2.0 * rate)
+    for i, a in enumerate(range(0, total, step)):  # chord by chord: linear in the length (a 60-min score is long)
+        t = np.arange(a, min(total, a + step)) / rate
+        local = t - a / rate
         env = np.minimum(1.0, local / 0.15) * np.exp(-local * 0.6)
         for f in chords[i % len(chords)]:
-            out[sel] += env * np.sin(2 * np.pi * f * t[sel]) / 3
+            out[a : a + len(t)] += env * np.sin(2 * np.pi * f * t) / 3
     return (out * 10 ** (level_db / 20)).astype(np.float32)
 
 
