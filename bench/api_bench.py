@@ -15,6 +15,7 @@ the benchmark measures the API, not the cluster. Load generator and server share
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ class LoadResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float  # CPU time of the API's processes (both workers and their supervisor) per request
 
 
 def _recreate_database(name: str) -> None:
@@ -110,8 +112,26 @@ def _prepare(base: str, work: Path, env: dict[str, str]) -> dict[str, str]:
     return {"BENCH_API_KEY": key, "BENCH_UPLOAD_ID": upload_id, "BENCH_JOB_ID": job.json()["id"]}
 
 
+def _cpu_seconds(server: subprocess.Popen[bytes]) -> float:
+    import psutil
+
+    root = psutil.Process(server.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _wrk(
-    base: str, scenario: str, connections: int, rate: float | None, seconds: int, ids: dict[str, str]
+    base: str,
+    scenario: str,
+    connections: int,
+    rate: float | None,
+    seconds: int,
+    ids: dict[str, str],
+    server: subprocess.Popen[bytes],
 ) -> LoadResult:
     if shutil.which("wrk") is None:
         raise RuntimeError("the API benchmark needs `wrk` (Debian package wrk): scripts/setup_system.sh --bench")
@@ -124,8 +144,10 @@ def _wrk(
         env.update(WRK_METHOD="POST", WRK_BODY=json.dumps(body))
     if rate:
         env["WRK_RATE"] = f"{rate:g}"
+    cpu_before = _cpu_seconds(server)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT),
                           url], env=env, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    server_cpu = _cpu_seconds(server) - cpu_before
     stats = json.loads(out.strip().splitlines()[-1])
     return LoadResult(
         scenario=name,
@@ -136,6 +158,7 @@ def _wrk(
         rps=stats["requests"] / (stats["duration_us"] / 1e6),
         p50_ms=stats["p50_us"] / 1000,
         p99_ms=stats["p99_us"] / 1000,
+        server_cpu_ms=1000 * server_cpu / max(stats["requests"], 1),
     )
 
 
@@ -151,9 +174,9 @@ def run(seconds: int = 30, get_rate: float = 300.0, post_connections: tuple[int,
     try:
         _wait_up(base, server)
         ids = _prepare(base, work, env)
-        _wrk(base, "get-job", 30, get_rate, 15, ids)  # warm-up: connection pools, prepared statements
-        results = [_wrk(base, "get-job", 30, get_rate, seconds, ids)]
-        results += [_wrk(base, "create-job", c, None, seconds, ids) for c in post_connections]
+        _wrk(base, "get-job", 30, get_rate, 15, ids, server)  # warm-up: connection pools, prepared statements
+        results = [_wrk(base, "get-job", 30, get_rate, seconds, ids, server)]
+        results += [_wrk(base, "create-job", c, None, seconds, ids, server) for c in post_connections]
         return results
     finally:
         server.terminate()
@@ -162,12 +185,12 @@ def run(seconds: int = 30, get_rate: float = 300.0, post_connections: tuple[int,
 
 def report(results: list[LoadResult]) -> str:
     lines = [
-        "| request | connections | duration | requests | failures | req/s | p50 | p99 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| request | connections | duration | requests | failures | req/s | p50 | p99 | server CPU per request |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(f"| {r.scenario} | {r.connections} | {r.seconds:.0f} s | {r.requests} | {r.failures} | "
-                     f"{r.rps:.1f} | {r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms |")  # fmt: skip
+                     f"{r.rps:.1f} | {r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | {r.server_cpu_ms:.2f} ms |")  # fmt: skip
     get, posts = results[0], results[1:]
     best = max(posts, key=lambda r: r.rps)
     lines += [
