@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
@@ -300,12 +301,8 @@ def _in_order(
     pool: ThreadPoolExecutor, prepare: Callable[[LineFit], AudioClip], fits: Sequence[LineFit], ahead: int
 ) -> Iterator[AudioClip]:
     """`prepare(fit)` of each fit, in order, with at most `ahead` of them submitted before they are taken."""
-    pending: deque[Future[AudioClip]] = deque()
     upcoming = iter(fits)
-    for fit in upcoming:
-        pending.append(pool.submit(prepare, fit))
-        if len(pending) >= ahead:
-            break
+    pending: deque[Future[AudioClip]] = deque(pool.submit(prepare, fit) for fit in islice(upcoming, ahead))
     while pending:
         clip = pending.popleft().result()
         following = next(upcoming, None)
