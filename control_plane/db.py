@@ -4,16 +4,22 @@ SQLite (the default) gets the SQLAlchemy-documented fix for the sqlite3 driver's
 emitted by us, so SELECTs, DDL and SAVEPOINTs are transactional) and `BEGIN IMMEDIATE`: SQLite has one writer at a
 time anyway, and taking the write lock up front turns read-then-write races into short waits instead of
 "database is locked" errors in the middle of a request. PostgreSQL uses row locks (`SELECT ... FOR UPDATE`).
+
+PostgreSQL connections are pinged on checkout only when they sat in the pool for a while (`ping_after_idle`):
+`pool_pre_ping` pings every checkout, one more round trip per request (two for an authenticated one) for
+connections that were in use a millisecond earlier. A server restart or an idle timeout drops connections that
+wait in the pool, and those are the ones that get checked.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, exc
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -68,6 +74,30 @@ class CreatedAt:
     created_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=10)
 
 
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN_AT = "octavia.checked_in_at"
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Checks a pooled connection with a trivial query before handing it out when it sat idle for `idle_seconds`;
+    a dead one is replaced (SQLAlchemy retries the checkout after `DisconnectionError`)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return  # a new connection, or one in use moments ago
+        try:
+            dialect.do_ping(dbapi_connection)  # the ping `pool_pre_ping` sends (outside a transaction)
+        except dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(f"pooled connection is gone: {error}") from error
+
+
 def create_db_engine(url: str, *, pool_size: int | None = None, max_overflow: int | None = None,
                      **kwargs: Any) -> Engine:  # fmt: skip
     """An engine for `url`; SQLite files get their folder created and the transaction fixes above. The pool
@@ -75,7 +105,9 @@ def create_db_engine(url: str, *, pool_size: int | None = None, max_overflow: in
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         pool = {k: v for k, v in (("pool_size", pool_size), ("max_overflow", max_overflow)) if v is not None}
-        return create_engine(url, pool_pre_ping=True, **pool, **kwargs)
+        engine = create_engine(url, **pool, **kwargs)
+        ping_after_idle(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     connect_args = {"check_same_thread": False, "timeout": 30, **kwargs.pop("connect_args", {})}
