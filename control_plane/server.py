@@ -11,6 +11,7 @@ the other sat idle (docs/benchmarks.md). Elsewhere uvicorn's supervisor is used.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -53,7 +54,23 @@ def serve(host: str = "127.0.0.1", port: int = 8001, settings: Settings | None =
         uvicorn.run("control_plane.app:create_app", factory=True, host=host, port=port, workers=workers,
                     proxy_headers=True)  # fmt: skip
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+        app = create_app(settings)
+        settle_garbage_collector()
+        uvicorn.run(app, host=host, port=port, proxy_headers=True)
+
+
+# Collections of the youngest generation every 20,000 allocations instead of 700: a request allocates a few
+# thousand short-lived objects (mostly freed by reference counting), and the default ran the collector several
+# times per request. With `gc.freeze()` the app's import-time objects are never scanned again.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def settle_garbage_collector() -> None:
+    """For a serving process, once its app is built: collect, freeze what survives, collect less often. The load
+    benchmark's workers spent ~20 % of their CPU in the collector, with ~150 ms full collections as the p99."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _reuse_port_worker(host: str, port: int) -> None:
@@ -67,6 +84,8 @@ def _reuse_port_worker(host: str, port: int) -> None:
     sock.bind((host, port))
     sock.set_inheritable(True)
     config = uvicorn.Config("control_plane.app:create_app", factory=True, host=host, port=port, proxy_headers=True)
+    config.load()  # builds the app now, so that it is frozen with the rest
+    settle_garbage_collector()
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -116,3 +116,14 @@ def _listens(process, port: int) -> bool:
         return any(c.laddr and c.laddr.port == port and c.status == "LISTEN" for c in process.net_connections("tcp"))
     except psutil.Error:
         return False
+
+
+def test_serving_processes_freeze_their_start_up_objects_and_collect_less_often():
+    """In a subprocess: the test process keeps the interpreter's defaults."""
+    probe = (
+        "import gc; from control_plane.server import GC_THRESHOLDS, settle_garbage_collector; "
+        "garbage = [[] for _ in range(1000)]; settle_garbage_collector(); "
+        "print(gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000, GC_THRESHOLDS[0] > 700)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True", "True", "True"], done.stderr
