@@ -49,6 +49,7 @@ format: $(STAMP)
 bench: setup
 	scripts/setup_system.sh --bench
 	$(PY) -m bench.run api
+	$(PY) -m bench.run api-cpu
 	$(PY) -m bench.run pipeline
 
 lock: $(STAMP)

@@ -2,6 +2,7 @@
 
     python -m bench.run pipeline [--minutes 10] [--long-minutes 60] [--cases serve-p2,local,...]
     python -m bench.run api [--seconds 30] [--get-rate 300] [--post-connections 4,8,16]
+    python -m bench.run api-cpu [--requests 3000] [--concurrency 8] [--profile FILE]
 
 Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
 that section, with the machine, the date and the command that produced it.
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--seconds", type=int, default=30)
     api.add_argument("--get-rate", type=float, default=300.0)
     api.add_argument("--post-connections", default="4,8,16", help="POST /v1/jobs runs, one per connection count")
+    cpu = sub.add_parser("api-cpu", help="control plane CPU and database round trips per request, in one process")
+    cpu.add_argument("--requests", type=int, default=3000, help="GET requests; half as many POSTs")
+    cpu.add_argument("--concurrency", type=int, default=8)
+    cpu.add_argument("--profile", type=Path, default=None, help="write a cProfile of the event loop's thread here")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -99,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         results = run_api(args.seconds, args.get_rate, tuple(int(c) for c in args.post_connections.split(",")))
         write_section("api", "Control plane (PostgreSQL, `octavia api --workers 2`, wrk on loopback)",
                       api_report(results), speed)  # fmt: skip
+    if args.what == "api-cpu":
+        from bench.api_cpu import report as cpu_report
+        from bench.api_cpu import run as run_cpu
+
+        cpu_results = run_cpu(args.requests, args.concurrency, args.profile)
+        write_section("api-cpu", "Control plane CPU per request (PostgreSQL, one worker, raw ASGI calls)",
+                      cpu_report(cpu_results), speed)  # fmt: skip
     print(f"results in {DOC}")
     return 0
 
