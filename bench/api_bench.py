@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,25 +163,38 @@ def _wrk(
     )
 
 
-def run(seconds: int = 30, get_rate: float = 300.0, post_connections: tuple[int, ...] = (4, 8, 16)) -> list[LoadResult]:
-    work = Path(tempfile.mkdtemp(prefix="octavia-api-bench-"))
-    db = "octavia_bench"
+@dataclass(frozen=True)
+class ApiServer:
+    base: str
+    work: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def api_server(db: str, port: int, workers: int = 1) -> Iterator[ApiServer]:
+    """`octavia api` with `workers` processes on a fresh PostgreSQL database `db`; stopped on exit."""
+    work = Path(tempfile.mkdtemp(prefix=f"{db}-"))
     _recreate_database(db)
     env = _server_env(work, db)
-    port = 18080
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "octavia.cli", "api", "--port", str(port), "--workers", "2"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    command = [sys.executable, "-m", "octavia.cli", "api", "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_up(base, server)
-        ids = _prepare(base, work, env)
-        _wrk(base, "get-job", 30, get_rate, 15, ids, server)  # warm-up: connection pools, prepared statements
-        results = [_wrk(base, "get-job", 30, get_rate, seconds, ids, server)]
-        results += [_wrk(base, "create-job", c, None, seconds, ids, server) for c in post_connections]
-        return results
+        yield ApiServer(base, work, env, server)
     finally:
         server.terminate()
         server.wait(30)
+
+
+def run(seconds: int = 30, get_rate: float = 300.0, post_connections: tuple[int, ...] = (4, 8, 16)) -> list[LoadResult]:
+    with api_server("octavia_bench", 18080, workers=2) as api:
+        ids = _prepare(api.base, api.work, api.env)
+        _wrk(api.base, "get-job", 30, get_rate, 15, ids, api.process)  # warm-up: connection pools, statements
+        results = [_wrk(api.base, "get-job", 30, get_rate, seconds, ids, api.process)]
+        results += [_wrk(api.base, "create-job", c, None, seconds, ids, api.process) for c in post_connections]
+        return results
 
 
 def report(results: list[LoadResult]) -> str:

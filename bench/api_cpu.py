@@ -20,16 +20,13 @@ import contextlib
 import cProfile
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.api_bench import _prepare, _recreate_database, _server_env, _wait_up
+from bench.api_bench import _prepare, api_server
 
 
 @dataclass(frozen=True)
@@ -158,20 +155,9 @@ def run(requests: int = 2000, concurrency: int = 8, profile_path: Path | None = 
     from control_plane.db import create_db_engine, create_session_factory
     from control_plane.server import settle_garbage_collector
 
-    work = Path(tempfile.mkdtemp(prefix="octavia-api-cpu-"))
-    db = "octavia_bench_cpu"
-    _recreate_database(db)
-    env = _server_env(work, db)
-    port = 18081
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "octavia.cli", "api", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        _wait_up(base, server)
-        ids = _prepare(base, work, env)
-    finally:
-        server.terminate()
-        server.wait(30)
+    with api_server("octavia_bench_cpu", 18081) as api:  # set up through the API like a customer, then stopped
+        ids = _prepare(api.base, api.work, api.env)
+        env = api.env
     os.environ.update({k: v for k, v in env.items() if k.startswith("OCTAVIA_")})
     settings = Settings()
     engine = create_db_engine(settings.database_url, pool_size=settings.database_pool_size,
