@@ -16,7 +16,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,9 +212,10 @@ class DubRun:
         self.progress("prepare", 0, 1)
         input_sha = file_hash(req.input)
         channels = min(2, max(1, stream.channels))
-        mix_wav = extract_mix(self.store, req.input, input_sha, stream.index, channels)
-        duration = info.duration or AudioClip.read(str(mix_wav)).duration
-        speech_spans = self._speech_spans(mix_wav, input_sha)
+        with _timed("extract audio + VAD"):
+            mix_wav = extract_mix(self.store, req.input, input_sha, stream.index, channels)
+            duration = info.duration or AudioClip.read(str(mix_wav)).duration
+            speech_spans = self._speech_spans(mix_wav, input_sha)
         chunk_plan = plan_chunks(speech_spans, duration, req.max_chunk_seconds)
         self.progress("prepare", 1, 1)
 
@@ -249,10 +250,13 @@ class DubRun:
         result.source_language = language
 
         segments = _renumber(analyses)
-        diarization = self._speakers(analyses)
+        with _timed("speakers"):
+            diarization = self._speakers(analyses)
         segments = tuple(s.model_copy(update={"speaker": diarization.speaker_at(s)}) for s in segments)
-        profiles = self._speaker_profiles(segments, analyses, mix_wav)
-        background = self._background(analyses, mix_wav, duration, input_sha)
+        with _timed("speaker profiles"):
+            profiles = self._speaker_profiles(segments, analyses, mix_wav)
+        with _timed("background"):
+            background = self._background(analyses, mix_wav, duration, input_sha)
 
         outputs = _Outputs(req.out_dir)
         stem = req.input.stem
@@ -524,7 +528,8 @@ class DubRun:
     ) -> tuple[LanguageResult, tuple[Translation, ...]]:
         from serve_apps.tts.voices import assign_voices
 
-        translations = self._translate(source, target, segments)
+        with _timed(f"translate {target}"):
+            translations = self._translate(source, target, segments)
         by_segment = {s.id: s for s in segments}
         voices = self.clients.voices(target)
         assignment = assign_voices(profiles, list(voices)) if profiles else None
@@ -567,21 +572,30 @@ class DubRun:
             )
             for j in jobs
         ]
-        language_result = assemble_language(
-            request=self.request,
-            target=target,
-            source=source,
-            segments=segments,
-            lines=lines,
-            store=self.store,
-            background=background[2],
-            duration=duration,
-            info=info,
-            path_for=outputs.path,
-            stem=stem,
-            progress=self.progress,
-        )
+        with _timed(f"assemble {target}"):
+            language_result = assemble_language(
+                request=self.request,
+                target=target,
+                source=source,
+                segments=segments,
+                lines=lines,
+                store=self.store,
+                background=background[2],
+                duration=duration,
+                info=info,
+                path_for=outputs.path,
+                stem=stem,
+                progress=self.progress,
+            )
         return language_result, translations
+
+
+@contextlib.contextmanager
+def _timed(step: str) -> Iterator[None]:
+    """Logs a serial step's wall time, next to the stages' (where a dub's time goes, docs/benchmarks.md)."""
+    started = time.monotonic()
+    yield
+    log.info("%s: %.1f s", step, time.monotonic() - started)
 
 
 def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:
