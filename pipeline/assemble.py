@@ -3,6 +3,7 @@ wav, subtitles and the muxed video. Shared by a full dub and by `octavia redub` 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -11,7 +12,10 @@ from octavia.audio import AudioClip
 from octavia.records import Segment
 from pipeline.artifacts import ArtifactStore
 from pipeline.media.probe import MediaInfo
+from pipeline.progress import timed
 from pipeline.records import DubbedLine, DubRequest, LanguageResult
+
+log = logging.getLogger(__name__)
 
 MIX_RATE = 48_000
 
@@ -59,7 +63,7 @@ def assemble_language(
     wav = path_for(names["wav"])
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
         dub_track = Path(work) / "dub.wav"
-        with WavSink(dub_track, MIX_RATE, 1) as sink:
+        with WavSink(dub_track, MIX_RATE, 1) as sink, timed(f"place lines {target}", log):
             # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
             place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE,
                         workers=os.cpu_count() or 1)  # fmt: skip
@@ -68,8 +72,9 @@ def assemble_language(
             with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:
                 retime_blocks(bed, plan, retimed)
             bed = WavSource(Path(work) / "bed.wav")
-        mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
-                    target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
+        with timed(f"mix {target}", log):
+            mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
+                        target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
     texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
     speakers = {s.id: s.speaker for s in segments if s.speaker}
     cues = cues_from_plan(plan, texts, speakers)
@@ -79,15 +84,16 @@ def assemble_language(
 
     progress(f"mux:{target}", 0, 1)
     names["video"] = f"{stem}.{target}{output_suffix(info)}"
-    mux(
-        request.input,
-        [AudioTrack(path=path_for(names["wav"]), language=target)],
-        path_for(names["video"]),
-        original_audio=request.keep_original_audio,
-        original_language=source,
-        subtitles_to_burn=path_for(names["srt"]) if request.burn_subtitles else None,
-        plan=plan,
-    )
+    with timed(f"mux {target}" + (" (video slowed: re-encoded)" if plan.has_slowdown else ""), log):
+        mux(
+            request.input,
+            [AudioTrack(path=path_for(names["wav"]), language=target)],
+            path_for(names["video"]),
+            original_audio=request.keep_original_audio,
+            original_language=source,
+            subtitles_to_burn=path_for(names["srt"]) if request.burn_subtitles else None,
+            plan=plan,
+        )
     progress(f"mux:{target}", 1, 1)
     fits = {f.segment_id: f for f in plan.lines}
     fitted = tuple(line.model_copy(update={"fit": fits.get(line.segment_id)}) for line in lines)

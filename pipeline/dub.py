@@ -16,7 +16,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from pipeline.chunking import plan_chunks
 from pipeline.executors import Executor
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
+from pipeline.progress import timed
 from pipeline.records import (
     ChunkAnalysis,
     DubbedLine,
@@ -212,7 +213,7 @@ class DubRun:
         self.progress("prepare", 0, 1)
         input_sha = file_hash(req.input)
         channels = min(2, max(1, stream.channels))
-        with _timed("extract audio + VAD"):
+        with timed("extract audio + VAD", log):
             mix_wav = extract_mix(self.store, req.input, input_sha, stream.index, channels)
             duration = info.duration or AudioClip.read(str(mix_wav)).duration
             speech_spans = self._speech_spans(mix_wav, input_sha)
@@ -250,12 +251,12 @@ class DubRun:
         result.source_language = language
 
         segments = _renumber(analyses)
-        with _timed("speakers"):
+        with timed("speakers", log):
             diarization = self._speakers(analyses)
         segments = tuple(s.model_copy(update={"speaker": diarization.speaker_at(s)}) for s in segments)
-        with _timed("speaker profiles"):
+        with timed("speaker profiles", log):
             profiles = self._speaker_profiles(segments, analyses, mix_wav)
-        with _timed("background"):
+        with timed("background", log):
             background = self._background(analyses, mix_wav, duration, input_sha)
 
         outputs = _Outputs(req.out_dir)
@@ -528,7 +529,7 @@ class DubRun:
     ) -> tuple[LanguageResult, tuple[Translation, ...]]:
         from serve_apps.tts.voices import assign_voices
 
-        with _timed(f"translate {target}"):
+        with timed(f"translate {target}", log):
             translations = self._translate(source, target, segments)
         by_segment = {s.id: s for s in segments}
         voices = self.clients.voices(target)
@@ -572,7 +573,7 @@ class DubRun:
             )
             for j in jobs
         ]
-        with _timed(f"assemble {target}"):
+        with timed(f"assemble {target}", log):
             language_result = assemble_language(
                 request=self.request,
                 target=target,
@@ -588,14 +589,6 @@ class DubRun:
                 progress=self.progress,
             )
         return language_result, translations
-
-
-@contextlib.contextmanager
-def _timed(step: str) -> Iterator[None]:
-    """Logs a serial step's wall time, next to the stages' (where a dub's time goes, docs/benchmarks.md)."""
-    started = time.monotonic()
-    yield
-    log.info("%s: %.1f s", step, time.monotonic() - started)
 
 
 def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:

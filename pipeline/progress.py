@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pipeline.records import ProgressEvent
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def timed(step: str, logger: logging.Logger) -> Iterator[None]:
+    """Logs the wall time of a serial step of a dub (`<step>: W s`), next to the stages' own lines: where a dub's
+    time goes (docs/benchmarks.md)."""
+    started = time.monotonic()
+    yield
+    logger.info("%s: %.1f s", step, time.monotonic() - started)
+
 
 # Share of the whole run per stage; the per-language share is split evenly between target languages.
 _SHARED = {"prepare": 5.0, "analyze": 45.0}
