@@ -32,8 +32,8 @@ MIN_VOICED_SECONDS = 1.0
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 500.0
 _PITCH_SAMPLE_RATE = 16_000
-# 32 ms at 16 kHz. pYIN's Viterbi pass costs frames x pitch states^2 and ran in the dub's serial part (~9 s for two
-# speakers' 30 s at 16 ms); at 32 ms it is 2-3x faster with the same 10/50/90th percentiles within ~2 Hz.
+# 32 ms at 16 kHz. pYIN's Viterbi pass costs frames x pitch states^2 and runs in the dub's serial part (2.9 s per
+# speaker's 30 s at 16 ms); at 32 ms it takes 1.45 s, with the same 10/50/90th percentiles within ~2 Hz.
 _HOP = 512
 
 # Assignment costs, lexicographic: a gender mismatch outweighs any engine preference, which outweighs any f0
