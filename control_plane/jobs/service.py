@@ -151,16 +151,17 @@ def create_job(
         request_hash=body_hash,
         reserved_credits=estimate.credits,
     )
-    try:
-        with session.begin_nested():  # a concurrent request with the same key loses here, cleanly
-            repository.add(job)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        existing = repository.get_by_idempotency_key(user_id, idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, body_hash, idempotency_key), True
+    if idempotency_key is None:
+        repository.add(job)  # nothing to race on: no savepoint (two round trips)
+    else:
+        try:
+            with session.begin_nested():  # a concurrent request with the same key loses here, cleanly
+                repository.add(job)
+        except IntegrityError:
+            existing = repository.get_by_idempotency_key(user_id, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, body_hash, idempotency_key), True
     _status_event(repository, job)
     # Last: the reservation locks the user's credit account until commit, and every job of that user waits on it.
     try:
