@@ -23,11 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
+
+if TYPE_CHECKING:
+    import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 WRK_SCRIPT = ROOT / "bench" / "wrk" / "api.lua"
@@ -113,16 +117,23 @@ def _prepare(base: str, work: Path, env: dict[str, str]) -> dict[str, str]:
     return {"BENCH_API_KEY": key, "BENCH_UPLOAD_ID": upload_id, "BENCH_JOB_ID": job.json()["id"]}
 
 
+def cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    """User + system CPU time of `processes` (those that exited meanwhile count nothing)."""
+    import psutil
+
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _cpu_seconds(server: subprocess.Popen[bytes]) -> float:
     import psutil
 
     root = psutil.Process(server.pid)
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
+    return cpu_seconds([root, *root.children(recursive=True)])
 
 
 def _wrk(

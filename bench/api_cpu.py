@@ -16,7 +16,6 @@ stopped. `--profile FILE` writes a cProfile of the measured requests, event-loop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import cProfile
 import json
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.api_bench import _prepare, api_server
+from bench.api_bench import _prepare, api_server, cpu_seconds
 
 
 @dataclass(frozen=True)
@@ -43,13 +42,7 @@ class CpuResult:
 def _postgres_cpu_seconds() -> float:
     import psutil
 
-    total = 0.0
-    for process in psutil.process_iter(["name"]):
-        if process.info["name"] and process.info["name"].startswith("postgres"):
-            with contextlib.suppress(psutil.Error):
-                times = process.cpu_times()
-                total += times.user + times.system
-    return total
+    return cpu_seconds(p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres"))
 
 
 class _RoundTrips:
@@ -62,21 +55,11 @@ class _RoundTrips:
     def install(self, engine: Any) -> None:
         from sqlalchemy import event
 
-        @event.listens_for(engine, "before_cursor_execute")
-        def _statement(*_args: Any) -> None:
-            self.count += 1
+        for name in ("before_cursor_execute", "begin", "commit", "rollback"):
+            event.listen(engine, name, self._count)
 
-        @event.listens_for(engine, "begin")
-        def _begin(_connection: Any) -> None:
-            self.count += 1
-
-        @event.listens_for(engine, "commit")
-        def _commit(_connection: Any) -> None:
-            self.count += 1
-
-        @event.listens_for(engine, "rollback")
-        def _rollback(_connection: Any) -> None:
-            self.count += 1
+    def _count(self, *_args: Any) -> None:
+        self.count += 1
 
 
 def _request(method: str, path: str, token: str, body: bytes = b"") -> tuple[dict[str, Any], bytes]:
