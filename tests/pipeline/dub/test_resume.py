@@ -23,6 +23,11 @@ def chunk_records(artifacts):
     return sorted((artifacts / "chunks").rglob("*.json")) if (artifacts / "chunks").exists() else []
 
 
+def finished_chunks(artifacts):
+    """Chunk records stored so far: name -> mtime (a re-run must leave these untouched)."""
+    return {p.name: p.stat().st_mtime_ns for p in chunk_records(artifacts)}
+
+
 def dub_command(conversation, out, *extra):
     return [sys.executable, "-m", "pipeline.job", *extra, "--input", str(conversation.path), "--to", "es",
             "--out", str(out), "--profile", "offline", "--separation", "none", "--max-chunk-seconds", "6"]  # fmt: skip
@@ -43,7 +48,7 @@ def kill_after_first_chunk(cmd, env, artifacts, out):
     finally:
         if driver.poll() is None:
             driver.kill()
-    finished = {p.name: p.stat().st_mtime_ns for p in chunk_records(artifacts)}
+    finished = finished_chunks(artifacts)
     assert finished, "the driver was killed before any chunk was finished"
     assert not (out.exists() and any(p.suffix in (".mp4", ".json") for p in out.iterdir()))
     return finished, children
@@ -86,7 +91,7 @@ def test_killed_ray_run_resumes_without_recomputing_finished_chunks(conversation
             p.kill()
     # Data actors run in their own processes and may finish the chunk they were on between the driver's death
     # and their own: what the re-run may take from the cache is what was stored once the cluster was gone.
-    finished = {p.name: p.stat().st_mtime_ns for p in chunk_records(artifacts)}
+    finished = finished_chunks(artifacts)
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
