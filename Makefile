@@ -50,6 +50,7 @@ bench: setup
 	scripts/setup_system.sh --bench
 	$(PY) -m bench.run api
 	$(PY) -m bench.run api-cpu
+	$(PY) -m bench.run scaling
 	$(PY) -m bench.run pipeline
 
 lock: $(STAMP)

@@ -3,6 +3,7 @@
     python -m bench.run pipeline [--minutes 10] [--long-minutes 60] [--cases serve-p2,local,...]
     python -m bench.run api [--seconds 30] [--get-rate 300] [--post-connections 4,8,16]
     python -m bench.run api-cpu [--requests 3000] [--concurrency 8] [--profile FILE]
+    python -m bench.run scaling [--lines 40] [--chunks 2]
 
 Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
 that section, with the machine, the date and the command that produced it.
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu.add_argument("--requests", type=int, default=3000, help="GET requests; half as many POSTs")
     cpu.add_argument("--concurrency", type=int, default=8)
     cpu.add_argument("--profile", type=Path, default=None, help="write a cProfile of the event loop's thread here")
+    scale = sub.add_parser("scaling", help="the model work alone vs two processes at once, no Ray: the (b) ceiling")
+    scale.add_argument("--lines", type=int, default=40)
+    scale.add_argument("--chunks", type=int, default=2, help="60 s ASR chunks per process")
+    scale.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -111,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         cpu_results = run_cpu(args.requests, args.concurrency, args.profile)
         write_section("api-cpu", "Control plane CPU per request (PostgreSQL, one worker, raw ASGI calls)",
                       cpu_report(cpu_results), speed)  # fmt: skip
+    if args.what == "scaling":
+        from bench.scaling import report as scaling_report
+        from bench.scaling import run as run_scaling
+
+        write_section("scaling", "Two cores without Ray: the ceiling for the dub's parallel speedup",
+                      scaling_report(run_scaling(args.lines, args.chunks, args.work)), speed)  # fmt: skip
     print(f"results in {DOC}")
     return 0
 
