@@ -16,12 +16,20 @@ PER_ITEM_FAMILIES = frozenset({"asr", "diarize", "tts"})
 
 
 def with_replicas(config: dict[str, Any], replicas: int) -> dict[str, Any]:
-    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment. The
-    file's `num_cpus` is read as the family's share of the cluster and split between its replicas, so that
-    more replicas still fit where the file's fit (on 2 cores they would otherwise wait for CPUs forever)."""
+    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment, one
+    request at a time each. The file's `num_cpus` is read as the family's share of the cluster and split between
+    its replicas, so that more replicas still fit where the file's fit (on 2 cores they would otherwise wait for
+    CPUs forever).
+
+    One request per replica because the pipeline runs as many Data actors as replicas, each with one item in
+    flight, and a replica works one item at a time: a second request queued on a busy replica waits while another
+    replica idles. Serve's router picks between replicas by queue lengths that each caller caches for up to 10 s,
+    so two callers often picked the same one; a full replica makes the router take the idle one (24 Kokoro lines
+    from two actors: 47.5 s -> 38.0 s, docs/benchmarks.md)."""
     if replicas < 1:
         raise ValueError(f"replicas must be at least 1, got {replicas}")
-    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas}
+    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas,
+             "target_ongoing_requests": 1}  # fmt: skip
     applications = []
     for app in config.get("applications", []):
         if app.get("name") in PER_ITEM_FAMILIES:
@@ -36,7 +44,7 @@ def _scaled(deployment: dict[str, Any], replicas: int, fixed: dict[str, int]) ->
         if actor.get(resource):
             actor[resource] = round(actor[resource] / replicas, 4)
     return {**deployment, "autoscaling_config": {**deployment.get("autoscaling_config", {}), **fixed},
-            "ray_actor_options": actor}  # fmt: skip
+            "max_ongoing_requests": 1, "ray_actor_options": actor}  # fmt: skip
 
 
 def deploy_config(

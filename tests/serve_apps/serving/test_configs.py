@@ -77,7 +77,8 @@ def test_parallelism_scales_the_per_item_models_within_the_same_cpu_share(replic
         if app.name in PER_ITEM_FAMILIES:
             auto = deployment.autoscaling_config
             assert auto["min_replicas"] == auto["initial_replicas"] == auto["max_replicas"] == replicas
-            assert auto["target_ongoing_requests"] == before.autoscaling_config["target_ongoing_requests"]
+            # One item at a time per replica: a request never queues behind another while a replica idles.
+            assert deployment.max_ongoing_requests == auto["target_ongoing_requests"] == 1
             assert share == pytest.approx(before.ray_actor_options.num_cpus / replicas, abs=1e-4)
             total += share * replicas
         else:  # separation and translation keep the file's single replica
