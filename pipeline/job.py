@@ -94,11 +94,12 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         ray.shutdown()
 
 
-def deploy_serve_apps(config: Path, families: set[str], replicas: int | None = None) -> dict[str, str]:
-    """Deploy the applications of a Serve config file that the run needs; returns family -> app name."""
+def deploy_serve_apps(config: Path, families: set[str], *, embedded: bool, replicas: int | None) -> dict[str, str]:
+    """Deploy the applications of a Serve config file that the run needs; returns family -> app name. The
+    embedded cluster gets no HTTP proxy: the run calls its models through handles, nothing else calls them."""
     from pipeline.serving import deploy_config
 
-    return deploy_config(config, only=families, replicas=replicas)
+    return deploy_config(config, only=families, replicas=replicas, http=not embedded)
 
 
 def needed_families(request: DubRequest, profile_name: str) -> set[str]:
@@ -150,7 +151,8 @@ def run_job(
             # The embedded cluster is this run's own: as many replicas of each per-chunk/per-line model as
             # chunks and lines in flight. A cluster shared with others keeps the file's replica counts.
             replicas = parallelism if embedded else None
-            apps = deploy_serve_apps(config, needed_families(request, profile.name), replicas=replicas)
+            apps = deploy_serve_apps(config, needed_families(request, profile.name), embedded=embedded,
+                                     replicas=replicas)  # fmt: skip
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
         run = DubRun(
             request,

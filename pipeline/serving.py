@@ -48,17 +48,19 @@ def _scaled(deployment: dict[str, Any], replicas: int, fixed: dict[str, int]) ->
 
 
 def deploy_config(
-    config: Path, only: set[str], *, replicas: int | None = None, timeout: float = _READY_TIMEOUT
+    config: Path, only: set[str], *, replicas: int | None = None, http: bool = True, timeout: float = _READY_TIMEOUT
 ) -> dict[str, str]:
     """Deploy the applications named in `only` (application name == model family) and wait until they run.
 
     Uses Serve's declarative deploy (what the `serve run`/`serve deploy` CLIs call), so the file's
     `deployments[]` overrides apply unchanged, except that `replicas` (when given) fixes the replica count of
-    the per-item models. Returns family -> application name.
+    the per-item models. `http=False` starts no HTTP proxy (a run's own cluster is called through handles
+    only). Returns family -> application name.
     """
     import yaml
     from ray import serve
     from ray.serve._private import api as serve_api
+    from ray.serve.config import ProxyLocation
     from ray.serve.schema import ServeDeploySchema
 
     parsed = yaml.safe_load(config.read_text())
@@ -67,10 +69,11 @@ def deploy_config(
     missing = only - {app.name for app in apps}
     if missing:
         raise ModelError(f"{config} has no application(s) named {', '.join(sorted(missing))}")
-    http = schema.http_options.model_dump()
-    http["host"] = "127.0.0.1"  # the embedded cluster serves this machine only
-    client = serve_api.serve_start(http_options=http)
-    client.deploy_apps(schema.model_copy(update={"applications": apps}), _blocking=False)
+    http_options = schema.http_options.model_dump()
+    http_options["host"] = "127.0.0.1"  # the embedded cluster serves this machine only
+    proxy = schema.proxy_location if http else ProxyLocation.Disabled
+    client = serve_api.serve_start(http_options=http_options, proxy_location=proxy)
+    client.deploy_apps(schema.model_copy(update={"applications": apps, "proxy_location": proxy}), _blocking=False)
 
     deadline = time.monotonic() + timeout
     pending = {app.name for app in apps}
