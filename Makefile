@@ -27,6 +27,8 @@ venv: $(STAMP)
 
 models: $(STAMP)
 	@$(VENV)/bin/octavia models fetch --profile offline --quiet
+	@# JIT caches (librosa's pYIN is numba code): compiled here once, not in the first dub
+	@$(PY) -c "from serve_apps.tts.voices import compile_pitch_tracker; compile_pitch_tracker()"
 
 demo: setup
 	$(PY) -m pipeline.demo --out out/demo

@@ -81,6 +81,15 @@ def measure_pitch(audio: AudioClip, *, max_seconds: float = 60.0) -> PitchStats:
     return PitchStats(median, low, high, voiced_seconds)
 
 
+def compile_pitch_tracker() -> None:
+    """Run pYIN once on a tone. librosa's pYIN is numba code, compiled on first use and cached on disk: ~22 s of
+    a fresh install's first dub on 2 cores (its "speaker profiles" step: 26.0 s, then 3.7 s). `make setup` runs
+    this so that no dub pays it."""
+    seconds = 1.0
+    t = np.arange(round(seconds * _PITCH_SAMPLE_RATE)) / _PITCH_SAMPLE_RATE
+    measure_pitch(AudioClip((0.3 * np.sin(2 * np.pi * 150.0 * t)).astype(np.float32), _PITCH_SAMPLE_RATE))
+
+
 def measure_voice(engine: TtsEngine, voice: str, language: str = "en") -> PitchStats:
     """How we measured the `median_f0_hz` constants of the offline voices (`python -m serve_apps.tts.measure`)."""
     return measure_pitch(engine.synthesize(MEASURE_TEXT, language, voice))
