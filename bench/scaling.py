@@ -2,9 +2,9 @@
 
 The heaviest stages' engines (Kokoro speaking Spanish lines, Whisper transcribing a 60 s chunk), one thread each as
 in serve-cpu.yaml, run in one process alone and then in two processes started together on the same work. Each
-process is timed from a barrier, after its models are loaded and warmed up, so the figure is the engines' own
-throughput: `2 × alone ÷ together` is the most that a second core can speed their work up. The dub's (b) can reach
-it only for the parts of the job that run in parallel at all.
+phase (synthesis, then ASR) starts at a barrier, after the models are loaded and warmed up, so the figure is the
+engines' own throughput: `2 × alone ÷ together` is the most that a second core can speed their work up. The
+dub's (b) can reach it only for the parts of the job that run in parallel at all.
 """
 
 from __future__ import annotations
@@ -63,16 +63,18 @@ def _work(sentences: list[str], chunk_wav: str, chunks: int, barrier: Any, resul
     voices = [v.id for v in clients.voices("es")][:2]
     clients.synthesize(sentences[0], "es", voices[0])
     clients.transcribe(chunk.slice(0.0, 5.0), "en")
-    barrier.wait()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu = time.process_time()
+    barrier.wait()  # each phase starts together, so the two processes run the same engine at the same time
+    started = time.perf_counter()
     for i, text in enumerate(sentences):
         clients.synthesize(text, "es", voices[i % len(voices)])
-    synth = time.perf_counter() - wall0
+    synthesis = time.perf_counter() - started
+    barrier.wait()
+    started = time.perf_counter()
     for _ in range(chunks):
         clients.transcribe(chunk, "en")
-    wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
-    results.put(WorkTimes(synth / len(sentences), (wall - synth) / chunks, cpu / wall))
+    asr = time.perf_counter() - started
+    results.put(WorkTimes(synthesis / len(sentences), asr / chunks, (time.process_time() - cpu) / (synthesis + asr)))
 
 
 def _measure(processes: int, sentences: list[str], chunk_wav: str, chunks: int) -> list[WorkTimes]:
