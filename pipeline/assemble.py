@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from octavia.audio import AudioClip
@@ -15,7 +14,6 @@ from pipeline.artifacts import ArtifactStore
 from pipeline.media.probe import MediaInfo
 from pipeline.progress import timed
 from pipeline.records import DubbedLine, DubRequest, LanguageResult
-from pipeline.timeline import FitPlan
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ def assemble_language(
     import tempfile
 
     from pipeline.mix import WavSink, WavSource, mix_to_file, place_lines, retime_blocks
-    from pipeline.mux import AudioTrack, mux, output_suffix, video_reencode_reason
+    from pipeline.mux import AudioTrack, mux, output_suffix
     from pipeline.subtitles import cues_from_plan, write_subtitles
     from pipeline.timefit import plan_fit
     from pipeline.timeline import LineTiming
@@ -62,22 +60,8 @@ def assemble_language(
     plan = plan_fit(timings, duration, request.max_speedup)
     keys = {line.segment_id: line.audio_key for line in lines}
     names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
-    texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
-    speakers = {s.id: s.speaker for s in segments if s.speaker}
-    cues = cues_from_plan(plan, texts, speakers)
-    write_subtitles(cues, path_for(names["srt"]))
-    write_subtitles(cues, path_for(names["vtt"]))
-    burn = path_for(names["srt"]) if request.burn_subtitles else None
     wav = path_for(names["wav"])
-    with (
-        tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode-video") as encoder,
-    ):
-        # A picture to re-encode (slowed, subtitles burned in, a codec MP4 cannot hold) needs only the plan and the
-        # subtitles: ffmpeg encodes it while the dub track is placed and mixed, instead of after them.
-        reason = video_reencode_reason(info, burn_subtitles=burn is not None, plan=plan)
-        picture = (encoder.submit(_encode_picture, request.input, Path(work) / "picture.mp4", plan, burn,
-                                  f"{target}: {reason}") if reason else None)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
         dub_track = Path(work) / "dub.wav"
         with WavSink(dub_track, MIX_RATE, 1) as sink, timed(f"place lines {target}", log):
             # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
@@ -91,26 +75,29 @@ def assemble_language(
         with timed(f"mix {target}", log):
             mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
                         target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
-        progress(f"assemble:{target}", 1, 1)
+    texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
+    speakers = {s.id: s.speaker for s in segments if s.speaker}
+    cues = cues_from_plan(plan, texts, speakers)
+    write_subtitles(cues, path_for(names["srt"]))
+    write_subtitles(cues, path_for(names["vtt"]))
+    progress(f"assemble:{target}", 1, 1)
 
-        progress(f"mux:{target}", 0, 1)
-        names["video"] = f"{stem}.{target}{output_suffix(info)}"
-        encoded = picture.result() if picture else None
-        with timed(f"mux {target}", log):
-            mux(request.input, [AudioTrack(path=wav, language=target)], path_for(names["video"]),
-                original_audio=request.keep_original_audio, original_language=source, subtitles_to_burn=burn,
-                plan=plan, encoded_video=encoded)  # fmt: skip
+    progress(f"mux:{target}", 0, 1)
+    names["video"] = f"{stem}.{target}{output_suffix(info)}"
+    with timed(f"mux {target}" + (" (video slowed: re-encoded)" if plan.has_slowdown else ""), log):
+        mux(
+            request.input,
+            [AudioTrack(path=path_for(names["wav"]), language=target)],
+            path_for(names["video"]),
+            original_audio=request.keep_original_audio,
+            original_language=source,
+            subtitles_to_burn=path_for(names["srt"]) if request.burn_subtitles else None,
+            plan=plan,
+        )
     progress(f"mux:{target}", 1, 1)
     fits = {f.segment_id: f for f in plan.lines}
     fitted = tuple(line.model_copy(update={"fit": fits.get(line.segment_id)}) for line in lines)
     return LanguageResult(language=target, lines=fitted, plan=plan, outputs=names)
-
-
-def _encode_picture(source: Path, out: Path, plan: FitPlan, burn: Path | None, why: str) -> Path | None:
-    from pipeline.mux import encode_video
-
-    with timed(f"encode picture ({why})", log):
-        return encode_video(source, out, subtitles_to_burn=burn, plan=plan)
 
 
 def _line_audio(store: ArtifactStore, key: str | None) -> AudioClip | None:

@@ -68,14 +68,12 @@ def mux(
     original_language: str | None = None,
     subtitles_to_burn: str | Path | None = None,
     plan: FitPlan | None = None,
-    encoded_video: Path | None = None,
 ) -> Path:
     """Write `out_path` from the picture of `video_input` and the dub `tracks` (already on the output timeline).
 
     `original_language` overrides the language tag of the kept original track (default: the input's own tag).
     `plan` is the fit plan; when it slowed the video down, the picture and the kept original audio are retimed
-    with it. `encoded_video` is the picture already re-encoded by `encode_video` (same plan and subtitles): it
-    is copied instead of encoding the picture here. Returns `out_path`.
+    with it. Returns `out_path`.
     """
     info = probe_media(video_input)
     out_path = Path(out_path)
@@ -101,33 +99,26 @@ def mux(
         maps: list[str] = []
         codecs: list[str] = []
 
-        def add_input(path: str | Path) -> int:
-            inputs.extend(["-i", str(path)])
-            return len(inputs) // 2 - 1
-
         reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
         if info.video is not None:
-            if encoded_video is not None:
-                maps += ["-map", f"{add_input(encoded_video)}:v:0"]
-                codecs += ["-c:v", "copy"]
-            elif reason is None:
-                maps += ["-map", f"0:{info.video.index}"]
+            maps += ["-map", f"0:{info.video.index}"]
+            if reason is None:
                 codecs += ["-c:v", "copy"] + (["-tag:v", "hvc1"] if info.video.codec == "hevc" else [])
             else:
-                maps += ["-map", f"0:{info.video.index}"]
                 codecs += _video_encode_args(plan, subtitles_to_burn, Path(tmp))
 
-        for k, track in enumerate(tracks):
-            maps += ["-map", f"{add_input(track.path)}:a:0"]
-            codecs += [f"-c:a:{k}", "aac", f"-b:a:{k}", AUDIO_BITRATE]
+        for i, track in enumerate(tracks, start=1):
+            inputs += ["-i", str(track.path)]
+            maps += ["-map", f"{i}:a:0"]
+            codecs += [f"-c:a:{i - 1}", "aac", f"-b:a:{i - 1}", AUDIO_BITRATE]
 
         if original is not None:
             k = len(tracks)
             source = f"0:{original.index}"
             copyable = original.codec in MP4_AUDIO_CODECS
             if plan is not None and plan.has_slowdown:
-                source = f"{add_input(_retimed_original(info, original.index, plan, Path(tmp)))}:a:0"
-                copyable = False
+                source, copyable = f"{len(tracks) + 1}:a:0", False
+                inputs += ["-i", str(_retimed_original(info, original.index, plan, Path(tmp)))]
             maps += ["-map", source]
             codecs += [f"-c:a:{k}", "copy"] if copyable else [f"-c:a:{k}", "aac", f"-b:a:{k}", AUDIO_BITRATE]
 
@@ -148,28 +139,6 @@ def mux(
         finally:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
-    return out_path
-
-
-def encode_video(
-    video_input: str | Path,
-    out_path: Path,
-    *,
-    subtitles_to_burn: str | Path | None = None,
-    plan: FitPlan | None = None,
-) -> Path | None:
-    """The picture of `video_input` re-encoded as `mux` would (retimed by `plan`, subtitles burned in) into a
-    video-only MP4 at `out_path`, for `mux(..., encoded_video=...)`; None when the picture can be copied as it is.
-    Apart from `mux` because it needs only the plan and the subtitles: a dub encodes the picture while its audio
-    is still being mixed."""
-    info = probe_media(video_input)
-    video = info.video
-    if video is None or video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan) is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="octavia-video-") as tmp:
-        encode = _video_encode_args(plan, subtitles_to_burn, Path(tmp))
-        run_ffmpeg(["-i", str(info.path), "-map", f"0:{video.index}", *encode, "-map_metadata", "-1", str(out_path)],
-                   what=f"encode the picture of {info.path.name}")  # fmt: skip
     return out_path
 
 

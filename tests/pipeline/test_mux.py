@@ -11,7 +11,7 @@ from octavia.audio import AudioClip
 from octavia.errors import MediaProcessingError, UnsupportedLanguageError
 from pipeline.media.extract import extract_audio
 from pipeline.media.probe import probe_media
-from pipeline.mux import AudioTrack, encode_video, mux, video_reencode_reason
+from pipeline.mux import AudioTrack, mux, video_reencode_reason
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import LineTiming
@@ -173,28 +173,6 @@ def test_mux_applies_slowdown(media: Media, tmp_path: Path):
     info = probe_media(out)
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
     assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
-
-
-def test_picture_encoded_ahead_is_copied_into_the_mux(media: Media, tmp_path: Path):
-    """A dub encodes the slowed picture while it mixes the audio; the mux then copies it: the same timing as an
-    encode inside the mux, the encoded packets untouched."""
-    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
-    assert encode_video(media.mp4, tmp_path / "none.mp4") is None  # nothing to re-encode: mux copies the input's
-    assert encode_video(media.m4a, tmp_path / "none.mp4", plan=plan) is None  # no picture at all
-    picture = encode_video(media.mp4, tmp_path / "picture.mp4", plan=plan)
-    assert picture == tmp_path / "picture.mp4"
-    assert [s["codec_type"] for s in _streams(picture)] == ["video"]
-    dub = _dub_wav(tmp_path / "d.wav", plan.duration)
-    out = mux(media.mp4, [AudioTrack(path=dub, language="es")], tmp_path / "ahead.mp4", original_audio=True,
-              plan=plan, encoded_video=picture)  # fmt: skip
-    inline = mux(media.mp4, [AudioTrack(path=dub, language="es")], tmp_path / "inline.mp4", plan=plan)
-    info = probe_media(out)
-    assert info.video.duration == pytest.approx(probe_media(inline).video.duration, abs=0.01)
-    assert info.video.duration == pytest.approx(3.4, abs=0.08)
-    assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)  # the original retimed too
-    audio = [st for st in _streams(out) if st["codec_type"] == "audio"]
-    assert audio[0]["tags"]["language"] == "spa" and audio[0]["disposition"]["default"] == 1
-    assert _video_md5(out) == _video_md5(picture)
 
 
 def test_mux_failure_leaves_no_file(media: Media, tmp_path: Path):
