@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.media import script
+from bench.media import long_conversation, script
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,10 @@ def _measure(processes: int, sentences: list[str], chunk_wav: str, chunks: int) 
 
 def run(lines: int, chunks: int, work: Path) -> Scaling:
     from pipeline.media.extract import extract_audio
-    from pipeline.samples import make_conversation
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as Ray sets it for a replica with num_cpus < 2
-    work.mkdir(parents=True, exist_ok=True)
-    sample = make_conversation(work / "scaling-chunk.m4a", lines=script(60.0), video=False)
     chunk_wav = work / "scaling-chunk.wav"
-    extract_audio(sample.path, chunk_wav)
+    extract_audio(long_conversation(work, 1.0).path, chunk_wav)  # the dub benchmark's input, one chunk long
     sentences = _sentences(lines)
     print(f"[bench] scaling: {lines} lines + {chunks} × 60 s ASR, one process ...", flush=True)
     (alone,) = _measure(1, sentences, str(chunk_wav), chunks)

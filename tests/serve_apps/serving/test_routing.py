@@ -9,14 +9,13 @@ replica idled; with one request per replica no item waits on a busy replica.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.serve_apps.serving.conftest import TEST_DEPLOYMENT
+from tests.serve_apps.serving.conftest import ROOT, TEST_DEPLOYMENT
 
-CONFIG = Path(__file__).resolve().parents[3] / "serve_apps" / "configs" / "serve-cpu.yaml"
+CONFIG = ROOT / "serve_apps" / "configs" / "serve-cpu.yaml"
 CALLS_PER_CALLER = 8
 
 
@@ -73,9 +72,3 @@ def test_no_item_waits_on_a_busy_replica(two_replicas: str) -> None:
     assert len({replica for replica, _ in items}) == 2
     waited = sum(queued for _, queued in items)
     assert waited == 0, f"{waited} of {len(items)} items waited on a busy replica while the other one was free"
-
-
-def test_the_per_item_options_are_one_request_per_replica() -> None:
-    options = tts_options(2)
-    assert options["max_ongoing_requests"] == 1
-    assert options["autoscaling_config"]["min_replicas"] == options["autoscaling_config"]["max_replicas"] == 2
