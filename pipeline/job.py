@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parent.parent / "serve_apps" / "configs"
 EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_ERROR = 0, 1, 2, 3
 
+# Environment of an embedded cluster's processes (what is already set wins). Token auth is for shared clusters;
+# the embedded one listens on this machine only. The Serve controller's reconcile loop runs every 0.1 s by
+# default, for clusters that scale and fail over; a run's own cluster has fixed replicas, and at 0.1 s the loop
+# (and the GCS calls it makes) took 9 % of a core from the models on 2 cores, 3.4 % at 1 s (docs/benchmarks.md).
+EMBEDDED_ENVIRONMENT = {"RAY_AUTH_MODE": "disabled", "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1.0"}
+
 
 def validate(request: DubRequest) -> None:
     """Fail fast, before any cluster starts: unreadable input, no audio, unknown languages or pairs."""
@@ -71,8 +77,8 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         return
     job_config = JobConfig(metadata={"job_name": name})
     if embedded:
-        # Token auth is for shared clusters; the embedded one listens on this machine only.
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        for name, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker it starts
+            os.environ.setdefault(name, value)
         ray.init(
             num_cpus=os.cpu_count(),
             include_dashboard=dashboard,
