@@ -77,8 +77,8 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         return
     job_config = JobConfig(metadata={"job_name": name})
     if embedded:
-        for name, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker it starts
-            os.environ.setdefault(name, value)
+        for variable, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker it starts
+            os.environ.setdefault(variable, value)
         ray.init(
             num_cpus=os.cpu_count(),
             include_dashboard=dashboard,
