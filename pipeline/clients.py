@@ -7,6 +7,8 @@ what the Ray Data actors use.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from octavia.models.store import ModelStore
     from serve_apps.diarize.engine import ClusteringDiarizer, SpeechEmbeddings
     from serve_apps.separate.engine import Stems
+
+log = logging.getLogger(__name__)
 
 # Serve application and deployment names (serve_apps/configs/serve-*.yaml).
 SERVE_DEPLOYMENTS: dict[str, tuple[str, str]] = {
@@ -43,6 +47,15 @@ class ModelClients(Protocol):
     def synthesize(self, text: str, language: str, voice: str, speed: float = 1.0) -> AudioClip: ...
 
     def voices(self, language: str | None = None) -> tuple[Voice, ...]: ...
+
+    def release(self, families: Collection[str]) -> None:
+        """The run calls no model of these families again: free what holds them, where these clients own it."""
+        ...
+
+
+# LocalClients' cached engine attributes per model family (what `release` drops).
+_LOCAL_ENGINES = {"asr": "_asr", "diarize": "diarizer", "separate": "_separator", "translate": "_translator",
+                  "tts": "_tts"}  # fmt: skip
 
 
 class LocalClients:
@@ -117,19 +130,31 @@ class LocalClients:
                 return engine.synthesize(text, language, voice, speed=speed)
         raise ValueError(f"no engine has voice {voice!r}")
 
+    def release(self, families: Collection[str]) -> None:
+        for family in families:
+            self.__dict__.pop(_LOCAL_ENGINES[family], None)  # a cached_property built again if asked for
+
 
 class ServeClients:
     """The same calls through Ray Serve deployment handles (blocking on each result).
 
     Handles are looked up on first use: a run deploys only the families it needs (no `separate` app when
-    separation is off), and a handle to an application that does not exist fails at once.
+    separation is off), and a handle to an application that does not exist fails at once. With `owned` (the
+    run's own embedded cluster) `release` deletes the applications of the released families; on a shared cluster
+    the applications serve other runs and stay.
     """
 
-    def __init__(self, apps: dict[str, str] | None = None) -> None:
-        self._apps = apps or {}
+    def __init__(self, apps: dict[str, str] | None = None, *, owned: bool = False) -> None:
+        self._apps = dict(apps or {})
         self._handles: dict[str, Any] = {}
+        self._owned = owned
+        self._released: set[str] = set()
 
     def _handle(self, family: str) -> Any:
+        if family in self._released:
+            from octavia.errors import ModelError
+
+            raise ModelError(f"this run released its {family} models; it cannot call them again")
         if family not in self._handles:
             from ray import serve
 
@@ -160,3 +185,17 @@ class ServeClients:
 
     def synthesize(self, text: str, language: str, voice: str, speed: float = 1.0) -> AudioClip:
         return self._call("tts", "synthesize", text, language, voice, speed)
+
+    def release(self, families: Collection[str]) -> None:
+        if not self._owned:
+            return
+        from ray import serve
+
+        self._released |= set(families)
+        names = [self._apps.pop(family) for family in sorted(self._released & self._apps.keys())]
+        for name in names:
+            serve.delete(name, _blocking=False)  # the replicas drain and stop while the run goes on
+        for family in families:
+            self._handles.pop(family, None)
+        if names:
+            log.info("deleted the Serve applications %s: this run calls them no more", ", ".join(names))

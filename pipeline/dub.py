@@ -65,6 +65,7 @@ VAD_PIECE_SECONDS = 600.0  # 18,750 Silero frames of 32 ms
 
 ProgressHook = Callable[[ProgressEvent], None]
 UNDETERMINED = "und"  # ISO 639-2 for "no language": speech-free input
+ANALYSIS_FAMILIES = frozenset({"separate", "asr", "diarize"})  # the per-chunk models
 
 
 @dataclass
@@ -248,6 +249,9 @@ class DubRun:
                 forced = ctx.model_copy(update={"language": language})
                 again = {a.chunk.index: a for a in self._analyze(forced, redo, result)}
                 analyses = [again.get(a.chunk.index, a) for a in analyses]
+        # The rest of the run works from the cached analyses: on its own cluster their replicas' cores and
+        # memory go to synthesis.
+        self.clients.release(ANALYSIS_FAMILIES)
         result.source_language = language
 
         segments = _renumber(analyses)

@@ -163,7 +163,7 @@ def run_job(
         run = DubRun(
             request,
             executor=RayDataExecutor(parallelism),
-            clients=ServeClients(apps),
+            clients=ServeClients(apps, owned=embedded),
             clients_mode="serve",
             store=store,
             hook=hook,

@@ -1,0 +1,53 @@
+"""The pipeline's `ServeClients` against served applications: calls through handles, and `release`, which frees
+the replicas of a run's own cluster once the run needs a family no more."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from octavia.audio import AudioClip
+from octavia.errors import ModelError
+from pipeline.clients import ServeClients
+from serve_apps.separate.app import build_app
+from tests.serve_apps.serving.conftest import TEST_DEPLOYMENT
+
+
+@pytest.fixture(scope="module")
+def mix() -> AudioClip:
+    return AudioClip(np.linspace(-0.5, 0.5, 16_000, dtype=np.float32), 16_000)
+
+
+def running_apps() -> set[str]:
+    from ray import serve
+
+    return {name for name, app in serve.status().applications.items() if app.status == "RUNNING"}
+
+
+def test_owned_clients_delete_released_applications_and_keep_the_others(cluster, deploy, mix) -> None:
+    from ray import serve
+
+    deploy(build_app({"model": "none", "deployment": TEST_DEPLOYMENT}), "kept")
+    serve.run(build_app({"model": "none", "deployment": TEST_DEPLOYMENT}), name="released", route_prefix="/released")
+    owned = ServeClients({"separate": "released", "asr": "not-deployed"}, owned=True)
+    assert np.array_equal(owned.separate(mix).vocals.samples, mix.samples)
+
+    owned.release({"separate", "asr"})
+    deadline = time.monotonic() + 30
+    while "released" in serve.status().applications and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "released" not in serve.status().applications
+    assert "kept" in running_apps()
+    with pytest.raises(ModelError, match="released its separate models"):
+        owned.separate(mix)
+
+
+def test_clients_of_a_shared_cluster_release_nothing(deploy, mix) -> None:
+    deploy(build_app({"model": "none", "deployment": TEST_DEPLOYMENT}), "shared")
+    shared = ServeClients({"separate": "shared"})
+    shared.release({"separate"})
+    time.sleep(2)  # a delete, had there been one, would have begun by now
+    assert "shared" in running_apps()
+    assert np.array_equal(shared.separate(mix).vocals.samples, mix.samples)
