@@ -41,7 +41,7 @@ def assemble_language(
     import tempfile
 
     from pipeline.mix import WavSink, WavSource, mix_to_file, place_lines, retime_blocks
-    from pipeline.mux import AudioTrack, mux, output_suffix
+    from pipeline.mux import AudioTrack, mux, output_suffix, start_picture
     from pipeline.subtitles import cues_from_plan, write_subtitles
     from pipeline.timefit import plan_fit
     from pipeline.timeline import LineTiming
@@ -59,41 +59,50 @@ def assemble_language(
     ]
     plan = plan_fit(timings, duration, request.max_speedup)
     keys = {line.segment_id: line.audio_key for line in lines}
-    names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt"}
-    wav = path_for(names["wav"])
-    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
-        dub_track = Path(work) / "dub.wav"
-        with WavSink(dub_track, MIX_RATE, 1) as sink, timed(f"place lines {target}", log):
-            # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
-            place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE,
-                        workers=os.cpu_count() or 1)  # fmt: skip
-        bed = WavSource(background)
-        if plan.has_slowdown:
-            with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:
-                retime_blocks(bed, plan, retimed)
-            bed = WavSource(Path(work) / "bed.wav")
-        with timed(f"mix {target}", log):
-            mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
-                        target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
+    names = {"wav": f"{stem}.{target}.wav", "srt": f"{stem}.{target}.srt", "vtt": f"{stem}.{target}.vtt",
+             "video": f"{stem}.{target}{output_suffix(info)}"}  # fmt: skip
     texts: Mapping[int, str] = {line.segment_id: line.text for line in lines}
     speakers = {s.id: s.speaker for s in segments if s.speaker}
     cues = cues_from_plan(plan, texts, speakers)
     write_subtitles(cues, path_for(names["srt"]))
     write_subtitles(cues, path_for(names["vtt"]))
-    progress(f"assemble:{target}", 1, 1)
+    burn = path_for(names["srt"]) if request.burn_subtitles else None
+    wav = path_for(names["wav"])
+    with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
+        # A picture to retime or burn subtitles into is encoded meanwhile: x264 and the audio work below each
+        # leave part of the two cores idle (docs/benchmarks.md).
+        picture = start_picture(request.input, Path(work), plan=plan, subtitles_to_burn=burn)
+        try:
+            dub_track = Path(work) / "dub.wav"
+            with WavSink(dub_track, MIX_RATE, 1) as sink, timed(f"place lines {target}", log):
+                # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
+                place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE,
+                            workers=os.cpu_count() or 1)  # fmt: skip
+            bed = WavSource(background)
+            if plan.has_slowdown:
+                with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:
+                    retime_blocks(bed, plan, retimed)
+                bed = WavSource(Path(work) / "bed.wav")
+            with timed(f"mix {target}", log):
+                mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
+                            target_lufs=request.target_lufs, scratch_dir=work)  # fmt: skip
+            progress(f"assemble:{target}", 1, 1)
 
-    progress(f"mux:{target}", 0, 1)
-    names["video"] = f"{stem}.{target}{output_suffix(info)}"
-    with timed(f"mux {target}" + (" (video slowed: re-encoded)" if plan.has_slowdown else ""), log):
-        mux(
-            request.input,
-            [AudioTrack(path=path_for(names["wav"]), language=target)],
-            path_for(names["video"]),
-            original_audio=request.keep_original_audio,
-            original_language=source,
-            subtitles_to_burn=path_for(names["srt"]) if request.burn_subtitles else None,
-            plan=plan,
-        )
+            progress(f"mux:{target}", 0, 1)
+            with timed(f"mux {target}" + (f" (picture re-encoded: {picture.reason})" if picture else ""), log):
+                mux(
+                    request.input,
+                    [AudioTrack(path=wav, language=target)],
+                    path_for(names["video"]),
+                    original_audio=request.keep_original_audio,
+                    original_language=source,
+                    subtitles_to_burn=burn,
+                    plan=plan,
+                    picture=picture,
+                )
+        finally:
+            if picture is not None:
+                picture.cancel()  # a no-op once it has finished; stops it when the audio failed
     progress(f"mux:{target}", 1, 1)
     fits = {f.segment_id: f for f in plan.lines}
     fitted = tuple(line.model_copy(update={"fit": fits.get(line.segment_id)}) for line in lines)

@@ -11,7 +11,7 @@ from octavia.audio import AudioClip
 from octavia.errors import MediaProcessingError, UnsupportedLanguageError
 from pipeline.media.extract import extract_audio
 from pipeline.media.probe import probe_media
-from pipeline.mux import AudioTrack, mux, video_reencode_reason
+from pipeline.mux import AudioTrack, mux, start_picture, video_reencode_reason
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import LineTiming
@@ -173,6 +173,34 @@ def test_mux_applies_slowdown(media: Media, tmp_path: Path):
     info = probe_media(out)
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
     assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
+
+
+def test_a_picture_encoded_alongside_the_audio_is_copied_into_the_mux(media: Media, tmp_path: Path):
+    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
+    assert start_picture(media.mp4, tmp_path) is None  # nothing to re-encode: the mux copies the input's
+    picture = start_picture(media.mp4, tmp_path, plan=plan)
+    assert picture is not None and "slows" in picture.reason
+    out = mux(
+        media.mp4,
+        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+        tmp_path / "slow.mp4",
+        original_audio=True,
+        plan=plan,
+        picture=picture,
+    )
+    assert _video_md5(out) == _video_md5(picture.path)  # copied, not encoded a second time
+    info = probe_media(out)
+    assert info.video.duration == pytest.approx(3.4, abs=0.08)
+    assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
+    assert info.audio[0].language == "spa" and len(info.audio) == 2
+
+
+def test_a_cancelled_picture_encode_is_stopped(media: Media, tmp_path: Path):
+    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
+    picture = start_picture(media.mp4, tmp_path, plan=plan)
+    picture.cancel()
+    with pytest.raises(MediaProcessingError, match="re-encode the picture"):
+        picture.wait()  # killed: what a mux waiting for it would report
 
 
 def test_mux_failure_leaves_no_file(media: Media, tmp_path: Path):
