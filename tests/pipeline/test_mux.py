@@ -14,7 +14,7 @@ from pipeline.media.probe import probe_media
 from pipeline.mux import AudioTrack, mux, start_picture, video_reencode_reason
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
-from pipeline.timeline import LineTiming
+from pipeline.timeline import FitPlan, LineTiming
 from tests.factories import tone
 from tests.pipeline.conftest import Media
 
@@ -160,26 +160,15 @@ def test_mux_burns_subtitles(media: Media, tmp_path: Path):
     assert diff[180:].mean() > 3 * diff[:120].mean() + 1  # text drawn at the bottom, picture otherwise alike
 
 
-def test_mux_applies_slowdown(media: Media, tmp_path: Path):
-    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
+def _slowed_plan() -> FitPlan:
+    return plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
+
+
+@pytest.mark.parametrize("alongside", [False, True], ids=["encoded-by-the-mux", "picture-started-alongside"])
+def test_mux_applies_slowdown(media: Media, tmp_path: Path, alongside: bool):
+    plan = _slowed_plan()
     assert plan.duration == pytest.approx(3.4)
-    out = mux(
-        media.mp4,
-        [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
-        tmp_path / "slow.mp4",
-        original_audio=True,
-        plan=plan,
-    )
-    info = probe_media(out)
-    assert info.video.duration == pytest.approx(3.4, abs=0.08)
-    assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
-
-
-def test_a_picture_encoded_alongside_the_audio_is_copied_into_the_mux(media: Media, tmp_path: Path):
-    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
-    assert start_picture(media.mp4, tmp_path) is None  # nothing to re-encode: the mux copies the input's
-    picture = start_picture(media.mp4, tmp_path, plan=plan)
-    assert picture is not None and "slows" in picture.reason
+    picture = start_picture(media.mp4, tmp_path, plan=plan) if alongside else None
     out = mux(
         media.mp4,
         [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
@@ -188,16 +177,18 @@ def test_a_picture_encoded_alongside_the_audio_is_copied_into_the_mux(media: Med
         plan=plan,
         picture=picture,
     )
-    assert _video_md5(out) == _video_md5(picture.path)  # copied, not encoded a second time
+    if picture is not None:
+        assert _video_md5(out) == _video_md5(picture.path)  # copied, not encoded a second time
     info = probe_media(out)
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
     assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
-    assert info.audio[0].language == "spa" and len(info.audio) == 2
+    assert info.audio[0].language == "spa"
 
 
-def test_a_cancelled_picture_encode_is_stopped(media: Media, tmp_path: Path):
-    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
-    picture = start_picture(media.mp4, tmp_path, plan=plan)
+def test_a_picture_is_started_only_when_it_must_change_and_a_cancelled_one_stops(media: Media, tmp_path: Path):
+    assert start_picture(media.mp4, tmp_path) is None  # nothing to re-encode: the mux copies the input's
+    picture = start_picture(media.mp4, tmp_path, plan=_slowed_plan())
+    assert picture is not None and "slows" in picture.reason
     picture.cancel()
     with pytest.raises(MediaProcessingError, match="re-encode the picture"):
         picture.wait()  # killed: what a mux waiting for it would report
@@ -224,7 +215,7 @@ def test_mux_bad_arguments(media: Media, tmp_path: Path):
 def test_mux_applies_hundreds_of_slowdowns(media: Media, tmp_path: Path):
     """A long video can slow the picture for hundreds of lines; the retime expression must still parse (a flat sum
     of more than ~64 terms does not in ffmpeg) and keep every frame where the plan puts it."""
-    from pipeline.timeline import FitPlan, VideoSlowdown
+    from pipeline.timeline import VideoSlowdown
 
     spans = tuple(
         VideoSlowdown(start=0.01 + i * 0.0095, end=0.015 + i * 0.0095, output_duration=0.008) for i in range(300)
