@@ -80,7 +80,10 @@ def assemble_language(
                             workers=os.cpu_count() or 1)  # fmt: skip
             bed = WavSource(background)
             if plan.has_slowdown:
-                with WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed:
+                with (
+                    WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed,
+                    timed(f"retime background {target}", log),
+                ):
                     retime_blocks(bed, plan, retimed)
                 bed = WavSource(Path(work) / "bed.wav")
             with timed(f"mix {target}", log):
