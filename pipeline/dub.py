@@ -33,7 +33,7 @@ from octavia.records import Diarization, Segment, SpeakerProfile, Translation, T
 from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
 from pipeline.chunking import plan_chunks
-from pipeline.executors import Executor
+from pipeline.executors import Executor, longest_first
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.progress import timed
@@ -348,7 +348,7 @@ class DubRun:
         return spans
 
     def _analyze(self, ctx: StageContext, chunks: Any, result: DubResult) -> list[ChunkAnalysis]:
-        rows = [{"chunk": c.model_dump_json()} for c in chunks]
+        rows = [{"chunk": c.model_dump_json()} for c in longest_first(chunks, lambda c: c.end - c.start)]
         analyses: list[ChunkAnalysis] = []
 
         def collect(row: dict[str, Any]) -> None:
@@ -563,7 +563,7 @@ class DubRun:
             self.progress(f"synthesize:{target}", len(synthesized), len(jobs))
 
         self.progress(f"synthesize:{target}", 0, len(jobs))
-        rows = [{"job": j.model_dump_json()} for j in jobs]
+        rows = [{"job": j.model_dump_json()} for j in longest_first(jobs, lambda j: len(j.text))]
         self._map_timed(LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect)
 
         lines = [

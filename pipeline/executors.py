@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 Row = dict[str, Any]
+T = TypeVar("T")
+
+
+def longest_first(items: Iterable[T], cost: Callable[[T], float]) -> list[T]:
+    """Items in the order to hand them to a pool of workers: the most expensive first, so that the last ones
+    (each worker's final wait) are the cheapest and no worker idles long at the end while another finishes a
+    long one. Ties keep their order."""
+    return sorted(items, key=cost, reverse=True)
 
 
 class Executor(Protocol):

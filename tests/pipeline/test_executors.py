@@ -1,0 +1,22 @@
+from pipeline.executors import LocalExecutor, longest_first
+
+
+def test_longest_first_orders_by_cost_and_keeps_ties_in_order():
+    lines = ["a b c", "hello there", "xyz", "hi", "world"]
+    assert longest_first(lines, len) == ["hello there", "a b c", "world", "xyz", "hi"]
+
+
+class _Double:
+    def __init__(self, context: str) -> None:
+        self.factor = int(context)
+
+    def __call__(self, row):
+        return {"n": row["n"] * self.factor}
+
+
+def test_local_executor_maps_every_row_in_order():
+    seen: list[int] = []
+    LocalExecutor().map(
+        _Double, "2", [{"n": n} for n in (3, 1, 2)], name="double", on_row=lambda r: seen.append(r["n"])
+    )
+    assert seen == [6, 2, 4]
