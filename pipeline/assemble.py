@@ -84,7 +84,7 @@ def assemble_language(
                     WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed,
                     timed(f"retime background {target}", log),
                 ):
-                    retime_blocks(bed, plan, retimed)
+                    retime_blocks(bed, plan, retimed, workers=os.cpu_count() or 1)
                 bed = WavSource(Path(work) / "bed.wav")
             with timed(f"mix {target}", log):
                 mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,

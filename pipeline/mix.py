@@ -20,19 +20,22 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from octavia.audio import AudioClip
 from octavia.records import TimeSpan
-from pipeline.timefit import stretch
-from pipeline.timeline import FitPlan, LineFit
+from pipeline.timefit import stretch_many
+from pipeline.timeline import FitPlan, LineFit, VideoSlowdown
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ DEFAULT_PEAK_DBFS = -1.0
 SPEECH_OVER_BACKGROUND_LU = 8.0
 _LIMITER_LOOKAHEAD = 0.005  # seconds
 _MIN_STRETCHABLE = 0.05  # seconds; shorter slowed spans are padded with silence
+STRETCH_BATCH = 8  # clips per ffmpeg process: 0.12 -> 0.05 CPU-s per 4 s line (docs/benchmarks.md)
 
 
 # -- block-wise audio: sources to read from, sinks to write to, a loudness meter fed block by block ------------
@@ -280,35 +284,48 @@ def place_lines(
 ) -> None:
     """Write the dub track to `sink` block by block: a line's clip is loaded and stretched when the first block
     it reaches is built and dropped after the last, so memory holds one block and the lines crossing it.
-    `workers` lines are prepared at a time (each stretch is an ffmpeg process, so threads run them on as many
-    cores), at most `2 * workers` ahead of the block being built."""
+    Lines are stretched `STRETCH_BATCH` at a time (one ffmpeg process), on `workers` threads (so on as many
+    cores), at most `2 * workers` batches ahead of the block being built."""
     total = round(plan.duration * sample_rate)
     block = max(1, round(block_seconds * sample_rate))
     fits = sorted(plan.lines, key=lambda f: f.start)
 
-    def prepare(fit: LineFit) -> AudioClip:
-        audio = line_audio(fit.segment_id)
-        if audio is None:
-            raise ValueError(f"no audio for segment {fit.segment_id}; the plan and the synthesized lines disagree")
+    def prepare(batch: Sequence[LineFit]) -> list[AudioClip]:
+        clips = []
+        for fit in batch:
+            audio = line_audio(fit.segment_id)
+            if audio is None:
+                raise ValueError(f"no audio for segment {fit.segment_id}; the plan and the synthesized lines disagree")
+            clips.append((audio, fit.speed))
         # Stretched at the line's own rate (TTS: 24 kHz), then brought to the mix's: half the vocoder work.
-        return conform(stretch(audio, fit.speed) if fit.speed != 1.0 else audio, sample_rate, channels)
+        return [conform(clip, sample_rate, channels) for clip in stretch_many(clips)]
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="place-lines") as pool:
-        _place(fits, _in_order(pool, prepare, fits, 2 * max(1, workers)), sink, total, block, sample_rate, channels)
+        clips = _in_order_batched(pool, prepare, fits, 2 * max(1, workers))
+        _place(fits, clips, sink, total, block, sample_rate, channels)
 
 
-def _in_order(
-    pool: ThreadPoolExecutor, prepare: Callable[[LineFit], AudioClip], fits: Sequence[LineFit], ahead: int
-) -> Iterator[AudioClip]:
-    """`prepare(fit)` of each fit, in order, with at most `ahead` of them submitted before they are taken."""
-    upcoming = iter(fits)
-    pending: deque[Future[AudioClip]] = deque(pool.submit(prepare, fit) for fit in islice(upcoming, ahead))
+def _in_order(pool: ThreadPoolExecutor, prepare: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """`prepare(item)` of each item, in order, with at most `ahead` of them submitted before they are taken.
+    `items` is consumed in the calling thread (it may read a source that threads must not share)."""
+    upcoming = iter(items)
+    pending: deque[Future[R]] = deque(pool.submit(prepare, item) for item in islice(upcoming, ahead))
     while pending:
-        clip = pending.popleft().result()
+        done = pending.popleft().result()
         following = next(upcoming, None)
         if following is not None:
             pending.append(pool.submit(prepare, following))
-        yield clip
+        yield done
+
+
+def _in_order_batched(
+    pool: ThreadPoolExecutor, prepare: Callable[[list[T]], list[R]], items: Iterable[T], ahead: int
+) -> Iterator[R]:
+    """`_in_order` over batches of `STRETCH_BATCH` items, one result at a time."""
+    upcoming = iter(items)
+    batches = iter(lambda: list(islice(upcoming, STRETCH_BATCH)), [])
+    for done in _in_order(pool, prepare, batches, ahead):
+        yield from done
 
 
 def _place(
@@ -352,9 +369,12 @@ def retime(clip: AudioClip, plan: FitPlan) -> AudioClip:
     return AudioClip(out[0] if clip.channels == 1 else out, clip.sample_rate)
 
 
-def retime_blocks(source: Source, plan: FitPlan, sink: Sink, block_seconds: float = BLOCK_SECONDS) -> None:
+def retime_blocks(
+    source: Source, plan: FitPlan, sink: Sink, block_seconds: float = BLOCK_SECONDS, *, workers: int = 1
+) -> None:
     """`retime` from a source to a sink: unchanged stretches are copied block by block, slowed spans (a line's
-    length) are stretched in memory."""
+    length) are stretched in memory, `STRETCH_BATCH` per ffmpeg process on `workers` threads as in `place_lines`,
+    at most `2 * workers` batches ahead of the one being written."""
     sr = source.sample_rate
     block = max(1, round(block_seconds * sr))
     source_frames = round(plan.source_duration * sr)
@@ -372,22 +392,34 @@ def retime_blocks(source: Source, plan: FitPlan, sink: Sink, block_seconds: floa
         for start in range(a, b, block):
             emit(source.read(start, min(block, b - start)))
 
+    def spans() -> Iterator[tuple[VideoSlowdown, np.ndarray]]:
+        for s in plan.slowdowns:
+            a, b = round(s.start * sr), round(s.end * sr)
+            yield s, source.read(a, b - a)
+
+    def retimed(batch: list[tuple[VideoSlowdown, np.ndarray]]) -> list[np.ndarray]:
+        clips = [(s, AudioClip(samples[0] if source.channels == 1 else samples, sr)) for s, samples in batch]
+        stretched = iter(stretch_many([(span, 1.0 / s.factor) for s, span in clips if _stretchable(span, s)]))
+        pieces = []
+        for s, span in clips:
+            played = next(stretched).samples if _stretchable(span, s) else _faded(span.samples, sr)
+            pieces.append(_fit_frames(played, round(s.output_duration * sr)).reshape(source.channels, -1))
+        return pieces
+
     cursor = 0
-    for s in plan.slowdowns:
-        a, b = round(s.start * sr), round(s.end * sr)
-        copy(cursor, a)
-        samples = source.read(a, b - a)
-        span = AudioClip(samples[0] if source.channels == 1 else samples, sr)
-        out_frames = round(s.output_duration * sr)
-        if span.duration >= _MIN_STRETCHABLE and s.factor <= 4.0:
-            piece = _fit_frames(stretch(span, 1.0 / s.factor).samples, out_frames)
-        else:
-            piece = _fit_frames(_faded(span.samples, sr), out_frames)
-        emit(piece.reshape(source.channels, -1))
-        cursor = b
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="retime") as pool:
+        pieces = _in_order_batched(pool, retimed, spans(), 2 * max(1, workers))
+        for s, piece in zip(plan.slowdowns, pieces, strict=True):
+            copy(cursor, round(s.start * sr))
+            emit(piece)
+            cursor = round(s.end * sr)
     copy(cursor, source_frames)
     while written < total:
         emit(np.zeros((source.channels, min(block, total - written)), np.float32))
+
+
+def _stretchable(span: AudioClip, slowdown: VideoSlowdown) -> bool:
+    return span.duration >= _MIN_STRETCHABLE and slowdown.factor <= 4.0
 
 
 def ducking_gain(

@@ -91,32 +91,62 @@ def stretch(clip: AudioClip, factor: float) -> AudioClip:
     Uses ffmpeg's rubberband filter (phase vocoder with transient handling), or `atempo` on
     builds without librubberband.
     """
-    if not factor > 0 or not np.isfinite(factor):
-        raise ValueError(f"stretch factor must be a positive number, got {factor}")
-    target = round(clip.num_frames / factor)
-    if abs(factor - 1.0) < 1e-6 or clip.num_frames == 0:
-        return _fit_length(clip, target)
-    if clip.duration < _MIN_VOCODER_SECONDS:
-        return _resample_length(clip, target)
+    return stretch_many([(clip, factor)])[0]
 
-    channels = clip.channels
-    interleaved = np.ascontiguousarray((clip.samples.T if channels > 1 else clip.samples), dtype="<f4")
-    if has_filter("rubberband"):
-        # transients=mixed: phase resets only above the fundamental range; the default ("crisp") makes steady
-        # pitches wobble by a few percent.
-        audio_filter = f"rubberband=tempo={factor:.6f}:transients=mixed:channels=together"
-    else:
-        audio_filter = ",".join(f"atempo={f:.6f}" for f in _atempo_chain(factor))
-    raw = ["-f", "f32le", "-ar", str(clip.sample_rate), "-ac", str(channels)]
-    proc = run_ffmpeg(
-        [*raw, "-i", "pipe:0", "-af", audio_filter, *raw, "pipe:1"],
-        what=f"time-stretch audio by {factor:.3f}x",
-        stdin=interleaved.tobytes(),
-    )
-    out = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
-    samples = out.reshape(-1, channels).T if channels > 1 else out
-    # The vocoder's output length is exact for ordinary factors and a few ms short for extreme ones: pad/trim.
-    return _fit_length(AudioClip(np.ascontiguousarray(samples), clip.sample_rate), target)
+
+def stretch_many(jobs: Sequence[tuple[AudioClip, float]]) -> list[AudioClip]:
+    """`stretch(clip, factor)` of every job, the vocoder's share in one ffmpeg process (a filter graph per clip,
+    so each clip gets exactly the samples `stretch` alone gives it): starting ffmpeg costs ~0.1 CPU-s, most of
+    what stretching one line costs (docs/benchmarks.md)."""
+    results: list[AudioClip | None] = []
+    vocoded: list[int] = []
+    for i, (clip, factor) in enumerate(jobs):
+        if not factor > 0 or not np.isfinite(factor):
+            raise ValueError(f"stretch factor must be a positive number, got {factor}")
+        target = round(clip.num_frames / factor)
+        if abs(factor - 1.0) < 1e-6 or clip.num_frames == 0:
+            results.append(_fit_length(clip, target))
+        elif clip.duration < _MIN_VOCODER_SECONDS:
+            results.append(_resample_length(clip, target))
+        else:
+            results.append(None)
+            vocoded.append(i)
+    if vocoded:
+        for i, out in zip(vocoded, _vocode([jobs[i] for i in vocoded]), strict=True):
+            clip, factor = jobs[i]
+            # The vocoder's output length is exact for ordinary factors and a few ms short for extreme ones.
+            results[i] = _fit_length(out, round(clip.num_frames / factor))
+    return [r for r in results if r is not None]
+
+
+def _vocode(jobs: Sequence[tuple[AudioClip, float]]) -> list[AudioClip]:
+    """One ffmpeg process: clip k is read from file k, stretched by its own filter chain, written to output k."""
+    import tempfile
+
+    rubberband = has_filter("rubberband")
+    inputs: list[str] = []
+    graph: list[str] = []
+    outputs: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="octavia-stretch-") as work:
+        for k, (clip, factor) in enumerate(jobs):
+            raw = ["-f", "f32le", "-ar", str(clip.sample_rate), "-ac", str(clip.channels)]
+            interleaved = clip.samples.T if clip.channels > 1 else clip.samples
+            np.ascontiguousarray(interleaved, dtype="<f4").tofile(f"{work}/in{k}.f32")
+            inputs += [*raw, "-i", f"{work}/in{k}.f32"]
+            # transients=mixed: phase resets only above the fundamental range; the default ("crisp") makes
+            # steady pitches wobble by a few percent.
+            chain = (f"rubberband=tempo={factor:.6f}:transients=mixed:channels=together" if rubberband
+                     else ",".join(f"atempo={f:.6f}" for f in _atempo_chain(factor)))  # fmt: skip
+            graph.append(f"[{k}:a]{chain}[out{k}]")
+            outputs += ["-map", f"[out{k}]", *raw, f"{work}/out{k}.f32"]
+        factors = ", ".join(f"{factor:.3f}x" for _, factor in jobs)
+        run_ffmpeg([*inputs, "-filter_complex", ";".join(graph), *outputs], what=f"time-stretch audio by {factors}")
+        stretched = []
+        for k, (clip, _) in enumerate(jobs):
+            out = np.fromfile(f"{work}/out{k}.f32", dtype="<f4").astype(np.float32)
+            samples = out.reshape(-1, clip.channels).T if clip.channels > 1 else out
+            stretched.append(AudioClip(np.ascontiguousarray(samples), clip.sample_rate))
+    return stretched
 
 
 def _atempo_chain(factor: float) -> list[float]:

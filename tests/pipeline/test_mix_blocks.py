@@ -134,3 +134,21 @@ def test_retime_block_by_block_equals_one_block():
     retime_blocks(ArraySource(AudioClip(x, rate)), plan, sink, block_seconds=0.3)
     assert np.array_equal(sink.samples(), whole.samples)
     assert whole.samples.shape[1] == round(plan.duration * rate)
+
+
+def test_retime_on_several_workers_equals_one_worker():
+    """Slowed spans stretched on threads are written in timeline order, each where one worker would put it."""
+    from pipeline.mix import retime_blocks
+    from pipeline.timeline import LineTiming
+
+    rate = 16_000
+    timings = [LineTiming(segment_id=i, start=0.5 + 1.5 * i, end=1.5 + 1.5 * i, synth_duration=1.6 + 0.2 * i)
+               for i in range(5)]  # fmt: skip
+    plan = plan_fit(timings, 8.5, max_speedup=1.1)
+    assert len(plan.slowdowns) >= 4
+    source = ArraySource(AudioClip(_signal(8.5, rate, 2), rate))
+    one, several = ArraySink(2, rate), ArraySink(2, rate)
+    retime_blocks(source, plan, one, block_seconds=0.4)
+    retime_blocks(source, plan, several, block_seconds=0.4, workers=3)
+    assert several.samples().shape[1] == round(plan.duration * rate)
+    assert np.array_equal(several.samples(), one.samples())

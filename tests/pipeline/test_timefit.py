@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from octavia.audio import AudioClip
-from pipeline.timefit import plan_fit, stretch
+from pipeline.timefit import plan_fit, stretch, stretch_many
 from pipeline.timeline import FitPlan, LineTiming
 from tests.factories import tone
 
@@ -180,3 +180,17 @@ def test_stretch_stereo_and_tiny_clips():
     assert stretch(tiny, 1.25).num_frames == 80
     with pytest.raises(ValueError):
         stretch(tiny, 0)
+
+
+def test_stretch_many_gives_each_clip_what_stretch_alone_gives_it():
+    """One ffmpeg process for a batch (rates, channels and factors mixed, quick paths among them) changes no sample."""
+    stereo = AudioClip(np.stack([tone(1.2, 220).samples, tone(1.2, 330).samples]), 16_000)
+    jobs = [(tone(2.0, 220.0, 24_000), 1.2), (stereo, 0.8), (tone(0.5, 440.0, 24_000), 1.0),
+            (AudioClip(np.ones(100, np.float32), 16_000), 1.25), (tone(1.0, 300.0, 48_000), 1.05)]  # fmt: skip
+    together = stretch_many(jobs)
+    assert [c.num_frames for c in together] == [round(clip.num_frames / f) for clip, f in jobs]
+    for (clip, factor), out in zip(jobs, together, strict=True):
+        alone = stretch(clip, factor)
+        assert out.sample_rate == clip.sample_rate and out.samples.shape == alone.samples.shape
+        assert np.array_equal(out.samples, alone.samples)
+    assert stretch_many([]) == []
