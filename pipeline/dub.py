@@ -29,10 +29,10 @@ from octavia.languages import normalize
 from octavia.models.store import ModelStore
 from octavia.profiles import ProfileModels
 from octavia.profiles import resolve as resolve_profile
-from octavia.records import Diarization, Segment, SpeakerProfile, Translation, TranslationRequest
+from octavia.records import Diarization, Segment, SpeakerProfile, TimeSpan, Translation, TranslationRequest
 from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
-from pipeline.chunking import plan_chunks
+from pipeline.chunking import ChunkPlan, plan_chunks
 from pipeline.executors import Executor, longest_first
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
@@ -148,6 +148,56 @@ def extract_mix(store: ArtifactStore, path: Path, input_sha: str, stream_index: 
     return wav
 
 
+@dataclass(frozen=True)
+class PreparedInput:
+    """The input as the stages need it, before any model of the cluster runs."""
+
+    info: MediaInfo
+    input_sha: str
+    mix_wav: Path  # the audio at the mixing rate, in the artifact store
+    duration: float
+    chunk_plan: ChunkPlan
+
+
+def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore) -> PreparedInput:
+    """Probe and hash the input, extract its audio and cut it into chunks at silences (VAD): a few seconds that
+    need no cluster, so a run may do them while its cluster starts."""
+    info = probe_media(request.input)
+    stream = info.require_audio()
+    input_sha = file_hash(request.input)
+    with timed("extract audio + VAD", log):
+        mix_wav = extract_mix(store, request.input, input_sha, stream.index, min(2, max(1, stream.channels)))
+        duration = info.duration or AudioClip.read(str(mix_wav)).duration
+        vad = resolve_profile(request.profile).vad
+        spans = speech_spans(store, models, vad, mix_wav, input_sha)
+    return PreparedInput(info=info, input_sha=input_sha, mix_wav=mix_wav, duration=duration,
+                         chunk_plan=plan_chunks(spans, duration, request.max_chunk_seconds))  # fmt: skip
+
+
+def speech_spans(
+    store: ArtifactStore, models: ModelStore, vad_model: str, mix_wav: Path, input_sha: str
+) -> list[TimeSpan]:
+    """Where the input speaks (Silero VAD), cached by input and model."""
+    import soundfile
+
+    from serve_apps.asr.vad import SileroVad, spans_from_probabilities
+
+    key = content_key("vad", {"model": vad_model}, input_sha)
+    cached = store.get_array("vad", key)
+    if cached is not None:
+        return [TimeSpan(start=float(a), end=float(b)) for a, b in cached.reshape(-1, 2)]
+    vad = SileroVad(models.resolve(vad_model))
+    # Ten minutes at a time (a whole number of 32 ms frames): a long input is never read whole.
+    duration = soundfile.info(str(mix_wav)).duration
+    probs = [
+        vad.speech_probabilities(read_span(mix_wav, t, min(t + VAD_PIECE_SECONDS, duration)).mono())
+        for t in np.arange(0.0, duration, VAD_PIECE_SECONDS)
+    ]
+    spans = spans_from_probabilities(np.concatenate(probs) if probs else np.zeros(0), duration, min_silence=0.3)
+    store.put_array("vad", key, np.array([[s.start, s.end] for s in spans], np.float64).reshape(-1, 2))
+    return spans
+
+
 def check_pairs(profile: str, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
     """Every target must be reachable from `source` (from some language when the source is not known yet)."""
     available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
@@ -202,23 +252,18 @@ class DubRun:
         self.separation = separation_engine(request.separation, self.profile)
 
     # -- the whole run ---------------------------------------------------------------------------------
-    def run(self) -> DubResult:
+    def run(self, prepared: PreparedInput | None = None) -> DubResult:
+        """The whole dub; `prepared`: the input's `prepare_input`, when the caller ran it already."""
         req = self.request
-        info = probe_media(req.input)
-        stream = info.require_audio()
         targets = list(dict.fromkeys(normalize(t) for t in req.targets))
         source = normalize(req.source) if req.source else None
         pairs = set(self.clients.translation_pairs())
         self._check_pairs(source, targets, pairs)
 
         self.progress("prepare", 0, 1)
-        input_sha = file_hash(req.input)
-        channels = min(2, max(1, stream.channels))
-        with timed("extract audio + VAD", log):
-            mix_wav = extract_mix(self.store, req.input, input_sha, stream.index, channels)
-            duration = info.duration or AudioClip.read(str(mix_wav)).duration
-            speech_spans = self._speech_spans(mix_wav, input_sha)
-        chunk_plan = plan_chunks(speech_spans, duration, req.max_chunk_seconds)
+        prepared = prepared or prepare_input(req, self.store, self.models)
+        info, input_sha, mix_wav, duration = prepared.info, prepared.input_sha, prepared.mix_wav, prepared.duration
+        chunk_plan = prepared.chunk_plan
         self.progress("prepare", 1, 1)
 
         ctx = StageContext(
@@ -325,27 +370,6 @@ class DubRun:
     # -- steps -----------------------------------------------------------------------------------------
     def _check_pairs(self, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
         check_pairs(self.profile.name, source, targets, pairs)
-
-    def _speech_spans(self, mix_wav: Path, input_sha: str) -> list[Any]:
-        import soundfile
-
-        from octavia.records import TimeSpan
-        from serve_apps.asr.vad import SileroVad, spans_from_probabilities
-
-        key = content_key("vad", {"model": self.profile.vad}, input_sha)
-        cached = self.store.get_array("vad", key)
-        if cached is not None:
-            return [TimeSpan(start=float(a), end=float(b)) for a, b in cached.reshape(-1, 2)]
-        vad = SileroVad(self.models.resolve(self.profile.vad))
-        # Ten minutes at a time (a whole number of 32 ms frames): a long input is never read whole.
-        duration = soundfile.info(str(mix_wav)).duration
-        probs = [
-            vad.speech_probabilities(read_span(mix_wav, t, min(t + VAD_PIECE_SECONDS, duration)).mono())
-            for t in np.arange(0.0, duration, VAD_PIECE_SECONDS)
-        ]
-        spans = spans_from_probabilities(np.concatenate(probs) if probs else np.zeros(0), duration, min_silence=0.3)
-        self.store.put_array("vad", key, np.array([[s.start, s.end] for s in spans], np.float64).reshape(-1, 2))
-        return spans
 
     def _analyze(self, ctx: StageContext, chunks: Any, result: DubResult) -> list[ChunkAnalysis]:
         rows = [{"chunk": c.model_dump_json()} for c in longest_first(chunks, lambda c: c.end - c.start)]

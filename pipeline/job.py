@@ -18,13 +18,14 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from octavia.errors import BadInputError, OctaviaError
 from octavia.languages import normalize
 from octavia.signals import exit_on_sigterm
-from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, separation_engine
+from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, prepare_input, separation_engine
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest
 
@@ -146,11 +147,18 @@ def run_job(
         return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
                       hook=hook, local_threads=local_threads).run()  # fmt: skip
 
+    from octavia.models.store import ModelStore
     from pipeline.clients import ServeClients
     from pipeline.executors import RayDataExecutor
 
     started = time.monotonic()
-    with ray_cluster(address, name=run_name(request), dashboard=dashboard) as embedded:
+    models = ModelStore()
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-input") as pool,
+        ray_cluster(address, name=run_name(request), dashboard=dashboard) as embedded,
+    ):
+        # Hash, extract and VAD the input while Ray starts: `ray.init` keeps about one core of two busy.
+        preparing = pool.submit(prepare_input, request, store, models)
         apps: dict[str, str] = {}
         if embedded or deploy:
             config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
@@ -166,10 +174,11 @@ def run_job(
             clients=ServeClients(apps, owned=embedded),
             clients_mode="serve",
             store=store,
+            models=models,
             hook=hook,
             serve_apps=apps,
         )
-        return run.run()
+        return run.run(preparing.result())
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Namespace]:
