@@ -98,25 +98,24 @@ def stretch_many(jobs: Sequence[tuple[AudioClip, float]]) -> list[AudioClip]:
     """`stretch(clip, factor)` of every job, the vocoder's share in one ffmpeg process (a filter graph per clip,
     so each clip gets exactly the samples `stretch` alone gives it): starting ffmpeg costs ~0.1 CPU-s, most of
     what stretching one line costs (docs/benchmarks.md)."""
-    results: list[AudioClip | None] = []
+    results: dict[int, AudioClip] = {}
     vocoded: list[int] = []
+    targets = []
     for i, (clip, factor) in enumerate(jobs):
         if not factor > 0 or not np.isfinite(factor):
             raise ValueError(f"stretch factor must be a positive number, got {factor}")
-        target = round(clip.num_frames / factor)
+        targets.append(round(clip.num_frames / factor))
         if abs(factor - 1.0) < 1e-6 or clip.num_frames == 0:
-            results.append(_fit_length(clip, target))
+            results[i] = _fit_length(clip, targets[i])
         elif clip.duration < _MIN_VOCODER_SECONDS:
-            results.append(_resample_length(clip, target))
+            results[i] = _resample_length(clip, targets[i])
         else:
-            results.append(None)
             vocoded.append(i)
     if vocoded:
         for i, out in zip(vocoded, _vocode([jobs[i] for i in vocoded]), strict=True):
-            clip, factor = jobs[i]
             # The vocoder's output length is exact for ordinary factors and a few ms short for extreme ones.
-            results[i] = _fit_length(out, round(clip.num_frames / factor))
-    return [r for r in results if r is not None]
+            results[i] = _fit_length(out, targets[i])
+    return [results[i] for i in range(len(jobs))]
 
 
 def _vocode(jobs: Sequence[tuple[AudioClip, float]]) -> list[AudioClip]:
