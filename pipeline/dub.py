@@ -316,11 +316,13 @@ class DubRun:
             languages: dict[str, LanguageResult] = {}
             voices_by_speaker: dict[str, dict[str, str]] = {p.speaker: {} for p in profiles}
             committed: dict[str, list[str]] = {}
-            for target in targets:
+            translated = self._translate_all(language, targets, segments, result)
+            for target, lang_translations in translated.items():
                 try:
-                    lang_result, lang_translations = self._dub_language(
-                        target, language, segments, profiles, info, background, duration, outputs, stem, ctx, result
-                    )
+                    lang_result = self._dub_language(
+                        target, language, segments, lang_translations, profiles, info, background, duration,
+                        outputs, stem, ctx, result,
+                    )  # fmt: skip
                 except OctaviaError as exc:
                     log.error("dubbing into %s failed: %s", target, exc.message)
                     result.failed[target] = exc.message
@@ -541,11 +543,29 @@ class DubRun:
             self.progress(f"translate:{target}", n, total)
         return tuple(done)
 
+    def _translate_all(
+        self, source: str, targets: list[str], segments: tuple[Segment, ...], result: DubResult
+    ) -> dict[str, tuple[Translation, ...]]:
+        """Every target's translation before any synthesis: a language that cannot be translated fails before the
+        long stages, and the translation models are released while the TTS runs (on 2 cores an idle replica still
+        takes about 1 % of a core: docs/benchmarks.md)."""
+        translated: dict[str, tuple[Translation, ...]] = {}
+        for target in targets:
+            try:
+                with timed(f"translate {target}", log):
+                    translated[target] = self._translate(source, target, segments)
+            except OctaviaError as exc:
+                log.error("translating into %s failed: %s", target, exc.message)
+                result.failed[target] = exc.message
+        self.clients.release({"translate"})
+        return translated
+
     def _dub_language(
         self,
         target: str,
         source: str,
         segments: tuple[Segment, ...],
+        translations: tuple[Translation, ...],
         profiles: list[SpeakerProfile],
         info: MediaInfo,
         background: tuple[str, str, Path],
@@ -554,11 +574,9 @@ class DubRun:
         stem: str,
         ctx: StageContext,
         result: DubResult,
-    ) -> tuple[LanguageResult, tuple[Translation, ...]]:
+    ) -> LanguageResult:
         from serve_apps.tts.voices import assign_voices
 
-        with timed(f"translate {target}", log):
-            translations = self._translate(source, target, segments)
         by_segment = {s.id: s for s in segments}
         voices = self.clients.voices(target)
         assignment = assign_voices(profiles, list(voices)) if profiles else None
@@ -616,7 +634,7 @@ class DubRun:
                 stem=stem,
                 progress=self.progress,
             )
-        return language_result, translations
+        return language_result
 
 
 def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:

@@ -100,10 +100,13 @@ def test_killed_ray_run_resumes_without_recomputing_finished_chunks(conversation
     assert cached == len(finished) and computed >= 1 and cached + computed >= 3
     assert all(p.stat().st_mtime_ns == finished[p.name] for p in chunk_records(artifacts) if p.name in finished)
     assert (out / "talk.es.mp4").exists()
-    # Its own cluster drops the per-chunk models once the chunks are analysed, before synthesis starts.
+    # Its own cluster drops the per-chunk models once the chunks are analysed, and the translation models once
+    # every target is translated, before synthesis starts.
     log = rerun.stderr
     released = log.index("deleted the Serve applications asr, diarize: this run calls them no more")
-    assert log.index("analyze: ") < released < log.index("Starting execution of Dataset dub talk.mp4 -> es: tts es")
+    translated = log.index("deleted the Serve applications translate: this run calls them no more")
+    synthesis = log.index("Starting execution of Dataset dub talk.mp4 -> es: tts es")
+    assert log.index("analyze: ") < released < log.index("translate es: ") < translated < synthesis
 
 
 def _live_name(process: psutil.Process) -> str | None:
