@@ -81,6 +81,14 @@ def measure_pitch(audio: AudioClip, *, max_seconds: float = 60.0) -> PitchStats:
     return PitchStats(median, low, high, voiced_seconds)
 
 
+def import_pitch_tracker() -> None:
+    """Import librosa's pYIN (numba, scipy.signal: ~3 CPU-s, lazily loaded on first attribute access), so that a
+    caller can pay it while it waits on something else rather than in its first `measure_pitch`."""
+    import librosa
+
+    _ = librosa.pyin
+
+
 def compile_pitch_tracker() -> None:
     """Run pYIN once on a tone. librosa's pYIN is numba code, compiled on first use and cached on disk: ~22 s of
     a fresh install's first dub on 2 cores (its "speaker profiles" step: 26.0 s, then 3.7 s). `make setup` runs
