@@ -41,7 +41,7 @@ def test_processes_are_grouped_by_what_ray_runs_in_them():
 
 @pytest.mark.slow
 def test_a_command_that_burns_a_core_and_runs_ffmpeg_is_measured(tmp_path):
-    """The command busy-loops ~2.5 s in its own process, then has ffmpeg encode for a while: the first step must
+    """The command busy-loops 3.5 s in its own process, then runs short ffmpeg encodes for 3.5 s: the first step must
     read about one core of `driver`, the second mostly the driver's subprocesses (ffmpeg, counted once reaped)."""
     script = textwrap.dedent(
         """
