@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
@@ -14,6 +15,13 @@ def longest_first(items: Iterable[T], cost: Callable[[T], float]) -> list[T]:
     (each worker's final wait) are the cheapest and no worker idles long at the end while another finishes a
     long one. Ties keep their order."""
     return sorted(items, key=cost, reverse=True)
+
+
+def ascii_label(text: str) -> str:
+    """`text` as ASCII, accents dropped and other characters as `_`: Ray Data tags its metrics with the dataset's
+    name, and Ray's metric tags must be ASCII (a dub of `entrevista ñ.mp4` failed in its first stage)."""
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(c if c.isascii() else "_" for c in folded if not unicodedata.combining(c))
 
 
 class Executor(Protocol):
@@ -58,6 +66,6 @@ class RayDataExecutor:
             compute=ray.data.ActorPoolStrategy(size=min(self.parallelism, len(rows))),
             num_cpus=self.num_cpus,
         )
-        ds.set_name(name)
+        ds.set_name(ascii_label(name))
         for row in ds.iter_rows():
             on_row(row)

@@ -1,4 +1,4 @@
-from pipeline.executors import LocalExecutor, longest_first
+from pipeline.executors import LocalExecutor, ascii_label, longest_first
 
 
 def test_longest_first_orders_by_cost_and_keeps_ties_in_order():
@@ -20,3 +20,10 @@ def test_local_executor_maps_every_row_in_order():
         _Double, "2", [{"n": n} for n in (3, 1, 2)], name="double", on_row=lambda r: seen.append(r["n"])
     )
     assert seen == [6, 2, 4]
+
+
+def test_ascii_label_keeps_letters_drops_accents_and_marks_the_rest():
+    assert ascii_label("dub entrevista señal.mp4 -> es") == "dub entrevista senal.mp4 -> es"
+    assert ascii_label("dub Ünï 5.1.MKV -> pt") == "dub Uni 5.1.MKV -> pt"
+    assert ascii_label("dub 東京.mp4 -> es") == "dub __.mp4 -> es"
+    assert ascii_label("plain name") == "plain name"
