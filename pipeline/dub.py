@@ -34,6 +34,7 @@ from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
 from pipeline.chunking import ChunkPlan, plan_chunks
 from pipeline.executors import Executor, longest_first
+from pipeline.media.extract import ON_TIMELINE
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.progress import timed
@@ -131,15 +132,16 @@ class _Progress:
 
 def extract_mix(store: ArtifactStore, path: Path, input_sha: str, stream_index: int, channels: int) -> Path:
     """The input's audio stream at the mixing rate as a float WAV in the artifact store (extracted once)."""
-    key = content_key("extract", {"rate": MIX_RATE, "channels": channels, "stream": stream_index}, input_sha)
+    config = {"rate": MIX_RATE, "channels": channels, "stream": stream_index, "timeline": "file"}
+    key = content_key("extract", config, input_sha)
     wav = store.audio_path("input", key)
     if not wav.exists():
         wav.parent.mkdir(parents=True, exist_ok=True)
         tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
         try:
             run_ffmpeg(
-                ["-i", str(path), "-map", f"0:{stream_index}", "-vn", "-ac", str(channels), "-ar", str(MIX_RATE),
-                 "-c:a", "pcm_f32le", str(tmp)],
+                ["-i", str(path), "-map", f"0:{stream_index}", "-vn", *ON_TIMELINE, "-ac", str(channels),
+                 "-ar", str(MIX_RATE), "-c:a", "pcm_f32le", str(tmp)],
                 what="extract the audio",
             )  # fmt: skip
             tmp.replace(wav)
@@ -153,8 +155,11 @@ class PreparedInput:
     """The input as the stages need it, before any model of the cluster runs."""
 
     info: MediaInfo
-    input_sha: str
+    input_sha: str  # the file's
     mix_wav: Path  # the audio at the mixing rate, in the artifact store
+    # What every later result is keyed by: the decoded audio's key (file hash + how it was decoded), so a change in
+    # the decoding (e.g. onto the file's timeline) recomputes the VAD, chunks and background instead of reusing them.
+    audio_key: str
     duration: float
     chunk_plan: ChunkPlan
 
@@ -169,20 +174,20 @@ def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore)
         mix_wav = extract_mix(store, request.input, input_sha, stream.index, min(2, max(1, stream.channels)))
         duration = info.duration or AudioClip.read(str(mix_wav)).duration
         vad = resolve_profile(request.profile).vad
-        spans = speech_spans(store, models, vad, mix_wav, input_sha)
-    return PreparedInput(info=info, input_sha=input_sha, mix_wav=mix_wav, duration=duration,
+        spans = speech_spans(store, models, vad, mix_wav, mix_wav.stem)
+    return PreparedInput(info=info, input_sha=input_sha, mix_wav=mix_wav, audio_key=mix_wav.stem, duration=duration,
                          chunk_plan=plan_chunks(spans, duration, request.max_chunk_seconds))  # fmt: skip
 
 
 def speech_spans(
-    store: ArtifactStore, models: ModelStore, vad_model: str, mix_wav: Path, input_sha: str
+    store: ArtifactStore, models: ModelStore, vad_model: str, mix_wav: Path, audio_key: str
 ) -> list[TimeSpan]:
     """Where the input speaks (Silero VAD), cached by input and model."""
     import soundfile
 
     from serve_apps.asr.vad import SileroVad, spans_from_probabilities
 
-    key = content_key("vad", {"model": vad_model}, input_sha)
+    key = content_key("vad", {"model": vad_model}, audio_key)
     cached = store.get_array("vad", key)
     if cached is not None:
         return [TimeSpan(start=float(a), end=float(b)) for a, b in cached.reshape(-1, 2)]
@@ -272,7 +277,7 @@ class DubRun:
             separation=self.separation,
             asr_model=self.profile.asr,
             artifact_root=str(self.store.root),
-            input_sha256=input_sha,
+            audio_key=prepared.audio_key,
             mix_wav=str(mix_wav),
             language=source,
             serve_apps=self.serve_apps,
@@ -306,7 +311,7 @@ class DubRun:
         with timed("speaker profiles", log):
             profiles = self._speaker_profiles(segments, analyses, mix_wav)
         with timed("background", log):
-            background = self._background(analyses, mix_wav, duration, input_sha)
+            background = self._background(analyses, mix_wav, duration, prepared.audio_key)
 
         outputs = _Outputs(req.out_dir)
         stem = req.input.stem
@@ -464,13 +469,13 @@ class DubRun:
         return profiles
 
     def _background(
-        self, analyses: list[ChunkAnalysis], mix_wav: Path, duration: float, input_sha: str
+        self, analyses: list[ChunkAnalysis], mix_wav: Path, duration: float, audio_key: str
     ) -> tuple[str, str, Path]:
         """The full-length track the dub goes over, as (artifact stage, key, path): the separated background, or
         the original mix (ducked later)."""
         if self.separation == "none":
             return "input", mix_wav.stem, mix_wav
-        key = content_key("background", {"separation": self.separation}, input_sha)
+        key = content_key("background", {"separation": self.separation}, audio_key)
         path = self.store.audio_path("background-full", key)
         if not path.exists():
 

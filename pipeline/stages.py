@@ -31,7 +31,7 @@ class StageContext(Record):
     separation: str  # engine name: "none", "spleeter-2stems", "htdemucs"
     asr_model: str
     artifact_root: str
-    input_sha256: str
+    audio_key: str  # the decoded input audio's artifact key: what chunk results are keyed by
     mix_wav: str  # the input's audio at the mixing rate (for separation)
     language: str | None = None  # forced source language, None: detect per chunk
     serve_apps: dict[str, str] = Field(default_factory=dict)
@@ -77,7 +77,7 @@ def read_span(path: str | Path, start: float, end: float) -> AudioClip:
 
 def chunk_key(ctx: StageContext, chunk: Chunk) -> str:
     config = {"asr": ctx.asr_model, "separation": ctx.separation, "language": ctx.language, "profile": ctx.profile}
-    return content_key("chunk", config, ctx.input_sha256, f"{chunk.start:.3f}-{chunk.end:.3f}")
+    return content_key("chunk", config, ctx.audio_key, f"{chunk.start:.3f}-{chunk.end:.3f}")
 
 
 class ChunkAnalyzer:

@@ -10,6 +10,11 @@ from octavia.errors import EmptyMediaError
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import probe_media
 
+# Decode onto the file's timeline: silence before a first sample that comes after the picture starts, and in any
+# gap in the timestamps, so a time in the decoded audio is the same time in the video (ffmpeg otherwise packs
+# the samples from 0 on, and a dub of a file whose audio starts 2 s late would run 2 s ahead of the picture).
+ON_TIMELINE = ["-af", "aresample=async=1:first_pts=0"]
+
 
 def extract_audio(
     path: str | Path,
@@ -39,7 +44,8 @@ def extract_audio(
         target = Path(out_wav) if out_wav is not None else Path(tmp) / "audio.wav"
         codec = "pcm_s16le" if out_wav is not None else "pcm_f32le"
         select = ["-i", str(info.path), "-map", f"0:{stream.index}", "-vn", "-sn", "-dn"]
-        convert = ["-ac", str(channels), "-ar", str(sample_rate), "-c:a", codec, "-f", "wav", str(target)]
+        convert = [*ON_TIMELINE, "-ac", str(channels), "-ar", str(sample_rate), "-c:a", codec, "-f", "wav",
+                   str(target)]  # fmt: skip
         run_ffmpeg(
             [*select, *convert],
             what=f"extract audio stream #{stream.index} of {info.path.name}",
