@@ -50,7 +50,7 @@ def default_artifact_dir() -> Path:
 
 class ArtifactStore:
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root else default_artifact_dir()
+        self.root = (Path(root) if root else default_artifact_dir()).absolute()  # absolute: paths go to ffmpeg
 
     def _path(self, stage: str, key: str, suffix: str) -> Path:
         return self.root / stage / key[:2] / f"{key}{suffix}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 from octavia.errors import UnsupportedLanguageError
 from octavia.languages import display_name, iso639_2
 from octavia.records import Record
-from pipeline.media.ffmpeg import FfmpegJob, run_ffmpeg
+from pipeline.media.ffmpeg import FfmpegJob, filtergraph_value, run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.timeline import FitPlan
 
@@ -105,7 +104,7 @@ def start_picture(
     reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
     if reason is None or info.video is None:
         return None
-    return Picture(info.path, info.video.index, work_dir, plan=plan, subtitles_to_burn=subtitles_to_burn,
+    return Picture(info.path, info.video.index, work_dir.absolute(), plan=plan, subtitles_to_burn=subtitles_to_burn,
                    reason=reason)  # fmt: skip
 
 
@@ -128,7 +127,7 @@ def mux(
     instead of encoding it here. Returns `out_path`.
     """
     info = probe_media(video_input)
-    out_path = Path(out_path)
+    out_path = Path(out_path).absolute()  # ffmpeg reads a relative `a:b.mp4` as a URL
     if not tracks:
         raise ValueError("mux needs at least one dub track")
     if out_path.suffix.lower() != output_suffix(info):
@@ -166,7 +165,7 @@ def mux(
 
         for k, track in enumerate(tracks):
             maps += ["-map", f"{len(inputs) // 2}:a:0"]
-            inputs += ["-i", str(track.path)]
+            inputs += ["-i", str(Path(track.path).absolute())]
             codecs += [f"-c:a:{k}", *AUDIO_CODEC, f"-b:a:{k}", AUDIO_BITRATE]
 
         if original is not None:
@@ -214,10 +213,7 @@ def _video_encode_args(plan: FitPlan | None, subtitles: str | Path | None, tmp: 
     if plan is not None and plan.has_slowdown:
         filters.append(f"setpts='{_retime_expression(plan)}'")
     if subtitles is not None:
-        # A copy under a plain name spares us filtergraph escaping of arbitrary paths (':', quotes, commas).
-        local = tmp / f"burn{Path(subtitles).suffix.lower()}"
-        shutil.copyfile(subtitles, local)
-        filters.append(f"subtitles=filename={local}")
+        filters.append(f"subtitles=filename={filtergraph_value(str(Path(subtitles).absolute()))}")
     args = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
     if not filters:
         return args

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from octavia.records import Record, Segment, SpeakerProfile, TimeSpan, Translation
 from pipeline.chunking import Chunk
@@ -30,6 +30,12 @@ class DubRequest(Record):
     max_speedup: float = Field(default=1.25, ge=1.0, le=2.0)
     ducking: Literal["soft", "standard", "cinematic"] = "standard"
     target_lufs: float = Field(default=-16.0, ge=-40, le=-5)
+
+    @field_validator("input", "out_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # ffmpeg reads a relative `clip:2.mp4` or `out:x/...` as a URL (protocol "clip", "out"); from "/" on, a file
+        return path.absolute()
 
 
 class ChunkAnalysis(Record):

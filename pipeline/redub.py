@@ -72,6 +72,7 @@ def redub(
     artifact_dir: Path | None = None,
 ) -> RedubResult:
     started = time.monotonic()
+    transcript_path = transcript_path.absolute()  # its folder's paths go to ffmpeg (see DubRequest)
     if not transcript_path.is_file():
         raise InputNotFoundError(f"transcript not found: {transcript_path}")
     if not transcript_path.name.endswith(TRANSCRIPT_SUFFIX):

@@ -43,6 +43,13 @@ class FfmpegJob:
             self._stderr = self._proc.communicate()[1]
 
 
+def filtergraph_value(text: str) -> str:
+    """`text` escaped for an option value inside a filtergraph (ffmpeg-filters, "Notes on filtergraph escaping"):
+    once for the option parser (`\\ ' :`), then once for the graph parser (`\\ ' [ ] , ;`)."""
+    option_level = "".join(f"\\{c}" if c in "\\':" else c for c in text)
+    return "".join(f"\\{c}" if c in "\\'[],;" else c for c in option_level)
+
+
 def _command(args: Sequence[str], *, stdin: bool) -> list[str]:
     if shutil.which("ffmpeg") is None:
         raise MissingDependencyError("ffmpeg is not installed; install it (apt-get install ffmpeg)")

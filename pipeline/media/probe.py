@@ -93,7 +93,7 @@ class MediaInfo(Record):
 
 def probe_media(path: str | Path) -> MediaInfo:
     """Read `path` with ffprobe. Raises InputNotFoundError, EmptyMediaError or NotMediaError for bad input."""
-    path = Path(path)
+    path = Path(path).absolute()  # `MediaInfo.path` goes to ffmpeg, which reads a relative `a:b.mp4` as a URL
     if not path.exists():
         raise InputNotFoundError(f"no such file: {path}", details={"path": str(path)})
     if not path.is_file():

@@ -229,3 +229,26 @@ def test_mux_applies_hundreds_of_slowdowns(media: Media, tmp_path: Path):
         plan=plan,
     )
     assert probe_media(out).video.duration == pytest.approx(plan.duration, abs=0.08)
+
+
+def test_relative_paths_with_a_colon_are_files_to_ffmpeg_not_urls(media: Media, tmp_path: Path, monkeypatch):
+    """`talk:1.mp4` or an output folder `out:es, it's [1]` given relative (to the shell's working directory):
+    ffmpeg would read them as URLs of protocol `talk` / `out`. Burned subtitles put the folder's path, with its
+    quote, comma and brackets, into a filtergraph and a filter script."""
+    import shutil
+
+    from pipeline.records import DubRequest
+
+    monkeypatch.chdir(tmp_path)
+    folder = "out:es, it's [1]"
+    shutil.copyfile(media.mp4, tmp_path / "talk:1.mp4")
+    (tmp_path / folder).mkdir()
+    subs = write_subtitles([Cue(start=0.0, end=3.0, text="HELLO")], Path(folder, "s.srt"))
+    assert extract_audio("talk:1.mp4").duration == pytest.approx(3.0, abs=0.05)
+    picture = start_picture("talk:1.mp4", Path(folder), subtitles_to_burn=subs)
+    out = mux("talk:1.mp4", [AudioTrack(path=_dub_wav(Path(folder, "d.wav"), 3.0), language="es")],
+              f"{folder}/talk:1.es.mp4", subtitles_to_burn=subs, picture=picture)  # fmt: skip
+    assert out == tmp_path / folder / "talk:1.es.mp4"
+    assert probe_media(f"{folder}/talk:1.es.mp4").duration == pytest.approx(3.0, abs=0.05)
+    request = DubRequest(input=Path("talk:1.mp4"), targets=("es",), out_dir=Path(folder))
+    assert request.input == tmp_path / "talk:1.mp4" and request.out_dir == tmp_path / folder
