@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from octavia.errors import OctaviaError
 from octavia.signals import exit_on_sigterm
@@ -154,7 +155,7 @@ def dub(
     burn_subtitles: Annotated[bool, typer.Option("--burn-subtitles")] = False,
     max_speedup: Annotated[float, typer.Option(help="pitch-preserving stretch cap before silence is borrowed")] = 1.25,
     address: Annotated[str | None, typer.Option(help="Ray cluster (default $RAY_ADDRESS, else embedded)")] = None,
-    parallelism: Annotated[int, typer.Option(help="chunks and lines processed at once")] = 2,
+    parallelism: Annotated[int, typer.Option(min=1, help="chunks and lines processed at once")] = 2,
     local: Annotated[bool, typer.Option("--local", help="no Ray: run every stage in this process")] = False,
     dashboard: Annotated[bool, typer.Option(help="start the Ray dashboard with the embedded cluster")] = False,
 ) -> None:
@@ -301,7 +302,7 @@ def main() -> None:
     except OctaviaError as exc:
         typer.echo(f"error[{exc.code}]: {exc.message}", err=True)
         sys.exit(2)
-    except ValueError as exc:  # pydantic validation of arguments
+    except ValidationError as exc:  # pydantic validation of arguments; other ValueErrors are bugs, not bad input
         typer.echo(f"error[bad_input]: {exc}", err=True)
         sys.exit(2)
 

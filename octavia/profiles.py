@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from octavia.errors import BadInputError
 from octavia.models.spec import Profile
 
 ProfileChoice = Literal["auto", "offline", "quality"]
@@ -85,4 +86,4 @@ def resolve(choice: ProfileChoice | str = "auto") -> ProfileModels:
     try:
         return PROFILES[choice]
     except KeyError:
-        raise ValueError(f"unknown profile {choice!r}; choose one of auto, offline, quality") from None
+        raise BadInputError(f"unknown profile {choice!r}; choose one of auto, offline, quality") from None

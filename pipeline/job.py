@@ -184,6 +184,12 @@ def run_job(
         return run.run(preparing.result())
 
 
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m pipeline.job", description="Dub one video with Octavia.")
     p.add_argument("--input", required=True, type=Path, help="video or audio file")
@@ -199,7 +205,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
     p.add_argument("--max-speedup", type=float, default=1.25, help="stretch cap before borrowing silence (1-2)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--deploy", action="store_true", help="deploy the Serve applications on the cluster first")
-    p.add_argument("--parallelism", type=int, default=2,
+    p.add_argument("--parallelism", type=positive_int, default=2,
                    help="chunks and lines processed at once (on the embedded cluster also the replicas of each "
                         "ASR, speaker-embedding and TTS model)")  # fmt: skip
     p.add_argument("--local", action="store_true", help="no Ray: every stage in this process")
@@ -229,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     reporter: Any = None
     try:
         request, args = parse_args(argv)
+    except ValueError as exc:  # pydantic validation of the arguments, --speakers not a number
+        log.error("bad arguments: %s", exc)
+        return EXIT_BAD_INPUT
+    try:
         if args.progress_url:
             from pipeline.progress import HttpProgressReporter
 
@@ -248,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         if reporter is not None:
             reporter.finish("failed", error={"code": exc.code, "message": exc.message})
         return EXIT_BAD_INPUT if isinstance(exc, BadInputError) else EXIT_ERROR
-    except ValueError as exc:  # pydantic validation of the arguments
-        log.error("bad arguments: %s", exc)
+    except Exception as exc:  # a bug, not the input's fault: the job still ends with a reason
+        log.exception("the dub failed")
         if reporter is not None:
-            reporter.finish("failed", error={"code": "bad_input", "message": str(exc)})
-        return EXIT_BAD_INPUT
+            reporter.finish("failed", error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+        return EXIT_ERROR
     if reporter is not None:
         if result.ok:
             reporter.finish("succeeded", media_duration=result.duration)
