@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -305,6 +306,10 @@ def main() -> None:
     except ValidationError as exc:  # pydantic validation of arguments; other ValueErrors are bugs, not bad input
         typer.echo(f"error[bad_input]: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # a bug: its traceback for the report, and exit 3 (1 means "a language failed")
+        traceback.print_exc()
+        typer.echo(f"error[internal_error]: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -41,3 +41,33 @@ def test_unknown_model_is_a_clean_error_without_traceback():
     assert result.returncode == 2
     assert "error[octavia_error]: unknown model(s): no-such-model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unknown_profile_is_bad_input_and_a_bug_is_an_internal_error_exit_3(tmp_path: Path, monkeypatch, capsys):
+    """Exit codes as docs/pipeline.md lists them: 2 for bad input, 3 for anything else (1 is "a language failed")."""
+    import pytest
+
+    from octavia import cli
+    from pipeline import job
+
+    import numpy as np
+
+    from octavia.audio import AudioClip
+
+    media = tmp_path / "in.wav"
+    AudioClip(np.zeros(16_000, np.float32), 16_000).write(str(media))
+    monkeypatch.setenv("OCTAVIA_PROFILE", "fastest")
+    monkeypatch.setattr(sys, "argv", ["octavia", "dub", str(media), "--to", "es"])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2 and "error[bad_input]: unknown profile 'fastest'" in capsys.readouterr().err
+
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("a bug deep in the assembly")
+
+    monkeypatch.setattr(job, "validate", lambda request: None)
+    monkeypatch.setattr(job, "run_job", broken)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 3
+    assert "error[internal_error]: ValueError: a bug deep in the assembly" in capsys.readouterr().err
