@@ -45,14 +45,12 @@ def test_unknown_model_is_a_clean_error_without_traceback():
 
 def test_an_unknown_profile_is_bad_input_and_a_bug_is_an_internal_error_exit_3(tmp_path: Path, monkeypatch, capsys):
     """Exit codes as docs/pipeline.md lists them: 2 for bad input, 3 for anything else (1 is "a language failed")."""
+    import numpy as np
     import pytest
 
     from octavia import cli
-    from pipeline import job
-
-    import numpy as np
-
     from octavia.audio import AudioClip
+    from pipeline import job
 
     media = tmp_path / "in.wav"
     AudioClip(np.zeros(16_000, np.float32), 16_000).write(str(media))
