@@ -34,7 +34,7 @@ from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
 from pipeline.chunking import ChunkPlan, plan_chunks
 from pipeline.executors import Executor, longest_first
-from pipeline.media.extract import ON_TIMELINE
+from pipeline.media.extract import on_timeline
 from pipeline.media.ffmpeg import run_ffmpeg
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.progress import timed
@@ -130,9 +130,11 @@ class _Progress:
         self.hook(ProgressEvent(stage=stage, completed=completed, total=total, eta_seconds=eta))
 
 
-def extract_mix(store: ArtifactStore, path: Path, input_sha: str, stream_index: int, channels: int) -> Path:
-    """The input's audio stream at the mixing rate as a float WAV in the artifact store (extracted once)."""
-    config = {"rate": MIX_RATE, "channels": channels, "stream": stream_index, "timeline": "file"}
+def extract_mix(store: ArtifactStore, info: MediaInfo, input_sha: str, stream_index: int, channels: int) -> Path:
+    """The input's audio stream at the mixing rate, on the file's timeline, as a float WAV in the artifact store
+    (extracted once)."""
+    stream = next(a for a in info.audio if a.index == stream_index)
+    config = {"rate": MIX_RATE, "channels": channels, "stream": stream_index, "timeline": "file-clock"}
     key = content_key("extract", config, input_sha)
     wav = store.audio_path("input", key)
     if not wav.exists():
@@ -140,8 +142,8 @@ def extract_mix(store: ArtifactStore, path: Path, input_sha: str, stream_index: 
         tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
         try:
             run_ffmpeg(
-                ["-i", str(path), "-map", f"0:{stream_index}", "-vn", *ON_TIMELINE, "-ac", str(channels),
-                 "-ar", str(MIX_RATE), "-c:a", "pcm_f32le", str(tmp)],
+                ["-i", str(info.path), "-map", f"0:{stream_index}", "-vn", *on_timeline(info, stream),
+                 "-ac", str(channels), "-ar", str(MIX_RATE), "-c:a", "pcm_f32le", str(tmp)],
                 what="extract the audio",
             )  # fmt: skip
             tmp.replace(wav)
@@ -171,7 +173,7 @@ def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore)
     stream = info.require_audio()
     input_sha = file_hash(request.input)
     with timed("extract audio + VAD", log):
-        mix_wav = extract_mix(store, request.input, input_sha, stream.index, min(2, max(1, stream.channels)))
+        mix_wav = extract_mix(store, info, input_sha, stream.index, min(2, max(1, stream.channels)))
         duration = info.duration or AudioClip.read(str(mix_wav)).duration
         vad = resolve_profile(request.profile).vad
         spans = speech_spans(store, models, vad, mix_wav, mix_wav.stem)

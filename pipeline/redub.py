@@ -125,7 +125,7 @@ def redub(
     if not background.exists():
         if doc.run.background_stage == "input":
             stream = info.require_audio()
-            background = extract_mix(store, request.input, doc.run.input_sha256, stream.index,
+            background = extract_mix(store, info, doc.run.input_sha256, stream.index,
                                      min(2, stream.channels))  # fmt: skip
         elif (out_dir / f"{stem}.background.wav").exists():
             background = out_dir / f"{stem}.background.wav"

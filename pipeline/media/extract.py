@@ -8,12 +8,18 @@ from pathlib import Path
 from octavia.audio import AudioClip
 from octavia.errors import EmptyMediaError
 from pipeline.media.ffmpeg import run_ffmpeg
-from pipeline.media.probe import probe_media
+from pipeline.media.probe import AudioStreamInfo, MediaInfo, probe_media
 
-# Decode onto the file's timeline: silence before a first sample that comes after the picture starts, and in any
-# gap in the timestamps, so a time in the decoded audio is the same time in the video (ffmpeg otherwise packs
-# the samples from 0 on, and a dub of a file whose audio starts 2 s late would run 2 s ahead of the picture).
-ON_TIMELINE = ["-af", "aresample=async=1:first_pts=0"]
+
+def on_timeline(info: MediaInfo, stream: AudioStreamInfo) -> list[str]:
+    """ffmpeg arguments that decode `stream` onto the file's timeline, the one a mux of its picture keeps: silence
+    for as long as the track starts after the file does, and in any gap in its timestamps. ffmpeg otherwise
+    packs the samples from 0 on, and a dub of a track that starts 2 s after the picture would run 2 s ahead."""
+    filters = ["aresample=async=1"]  # fills gaps (and trims overlaps) after the first sample
+    lead = stream.start_time - info.start_time
+    if lead > 0.0005:
+        filters.append(f"adelay=delays={lead * 1000:.3f}:all=1")  # milliseconds (no unit suffix in ffmpeg 5)
+    return ["-af", ",".join(filters)]
 
 
 def extract_audio(
@@ -44,8 +50,8 @@ def extract_audio(
         target = Path(out_wav) if out_wav is not None else Path(tmp) / "audio.wav"
         codec = "pcm_s16le" if out_wav is not None else "pcm_f32le"
         select = ["-i", str(info.path), "-map", f"0:{stream.index}", "-vn", "-sn", "-dn"]
-        convert = [*ON_TIMELINE, "-ac", str(channels), "-ar", str(sample_rate), "-c:a", codec, "-f", "wav",
-                   str(target)]  # fmt: skip
+        convert = [*on_timeline(info, stream), "-ac", str(channels), "-ar", str(sample_rate), "-c:a", codec,
+                   "-f", "wav", str(target)]  # fmt: skip
         run_ffmpeg(
             [*select, *convert],
             what=f"extract audio stream #{stream.index} of {info.path.name}",

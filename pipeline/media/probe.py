@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from fractions import Fraction
@@ -48,6 +49,7 @@ class AudioStreamInfo(Record):
     language: str | None = None  # the stream's tag as written in the file (usually ISO 639-2, e.g. "eng")
     duration: float | None = None
     default: bool = False
+    start_time: float = 0.0  # of its first sample, on the file's clock
 
 
 class MediaInfo(Record):
@@ -55,6 +57,7 @@ class MediaInfo(Record):
     format_name: str
     duration: float
     size_bytes: int
+    start_time: float = 0.0  # the file's clock at its earliest stream; what ffmpeg shifts to 0 when it writes
     video: VideoStreamInfo | None
     audio: tuple[AudioStreamInfo, ...]
 
@@ -126,7 +129,9 @@ def probe_media(path: str | Path) -> MediaInfo:
             f"{path.name} has no playable content (duration {duration:.3f} s)",
             details={"path": str(path), "duration": duration},
         )
-    return MediaInfo(path=path, format_name=format_name, duration=duration, size_bytes=size, video=video, audio=audio)
+    start = _clock(fmt.get("start_time"))
+    return MediaInfo(path=path, format_name=format_name, duration=duration, size_bytes=size, start_time=start,
+                     video=video, audio=audio)  # fmt: skip
 
 
 def _ffprobe(path: Path) -> dict[str, Any]:
@@ -176,6 +181,7 @@ def _audio(s: dict[str, Any]) -> AudioStreamInfo:
         language=None if language in (None, "", "und") else str(language),
         duration=_stream_duration(s),
         default=bool((s.get("disposition") or {}).get("default")),
+        start_time=_clock(s.get("start_time")),
     )
 
 
@@ -212,6 +218,15 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if out == out and out >= 0 else None  # drops NaN
+
+
+def _clock(value: Any) -> float:
+    """A start time: may be negative (encoder delay), 0 when absent."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if math.isfinite(out) else 0.0
 
 
 def _rate(value: Any) -> float | None:

@@ -58,19 +58,23 @@ def test_extract_bad_inputs(media: Media, tmp_path: Path):
         extract_audio(media.mp4, stream_index=0)
 
 
-def test_audio_that_starts_after_the_picture_is_decoded_on_the_picture_timeline(media: Media, tmp_path: Path):
+@pytest.mark.parametrize("container", ["mp4", "ts"])  # MPEG-TS: the file's clock also starts late (1.4 s)
+def test_audio_that_starts_after_the_picture_is_decoded_on_the_picture_timeline(
+    media: Media, tmp_path: Path, container: str
+):
     """A file whose audio track starts 2 s into the video: both extraction paths put the speech 2 s later than in
     the source WAV, where the picture has it, instead of packing the samples from 0 (the dub would lead by 2 s)."""
     from pipeline.artifacts import ArtifactStore
     from pipeline.dub import extract_mix
+    from pipeline.media.probe import probe_media
 
-    late = tmp_path / "late.mp4"
+    late = tmp_path / f"late.{container}"
     ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x120:rate=25:duration={SECONDS + 3}", "-itsoffset", "2.0",
            "-i", str(media.speech_wav), "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast",
            "-c:a", "aac", str(late))  # fmt: skip
     reference = AudioClip.read(str(media.speech_wav), sample_rate=16_000).samples
     onset = int(np.flatnonzero(np.abs(reference) > 0.05)[0])
-    mix_wav = extract_mix(ArtifactStore(tmp_path / "store"), late, "late-sha", 1, 1)
+    mix_wav = extract_mix(ArtifactStore(tmp_path / "store"), probe_media(late), "late-sha", 1, 1)
     for clip in (extract_audio(late), AudioClip.read(str(mix_wav), sample_rate=16_000)):
         first = int(np.flatnonzero(np.abs(clip.samples) > 0.05)[0])
         assert (first - onset) / 16_000 == pytest.approx(2.0, abs=0.03)
