@@ -157,7 +157,7 @@ class PreparedInput:
     """The input as the stages need it, before any model of the cluster runs."""
 
     info: MediaInfo
-    input_sha: str  # the file's
+    input_sha: str  # SHA-256 of the input file, as the transcript records it
     mix_wav: Path  # the audio at the mixing rate, in the artifact store
     # What every later result is keyed by: the decoded audio's key (file hash + how it was decoded), so a change in
     # the decoding (e.g. onto the file's timeline) recomputes the VAD, chunks and background instead of reusing them.
