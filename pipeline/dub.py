@@ -36,7 +36,7 @@ from pipeline.chunking import ChunkPlan, plan_chunks
 from pipeline.executors import Executor, longest_first
 from pipeline.media.extract import on_timeline
 from pipeline.media.ffmpeg import run_ffmpeg
-from pipeline.media.probe import MediaInfo, probe_media
+from pipeline.media.probe import AudioStreamInfo, MediaInfo, probe_media
 from pipeline.progress import timed
 from pipeline.records import (
     ChunkAnalysis,
@@ -130,11 +130,11 @@ class _Progress:
         self.hook(ProgressEvent(stage=stage, completed=completed, total=total, eta_seconds=eta))
 
 
-def extract_mix(store: ArtifactStore, info: MediaInfo, input_sha: str, stream_index: int, channels: int) -> Path:
-    """The input's audio stream at the mixing rate, on the file's timeline, as a float WAV in the artifact store
-    (extracted once)."""
-    stream = next(a for a in info.audio if a.index == stream_index)
-    config = {"rate": MIX_RATE, "channels": channels, "stream": stream_index, "timeline": "file-clock"}
+def extract_mix(store: ArtifactStore, info: MediaInfo, stream: AudioStreamInfo, input_sha: str) -> Path:
+    """`stream` of the input at the mixing rate (mono or stereo, as it is), on the file's timeline, as a float WAV
+    in the artifact store (extracted once; its file name is its key, `PreparedInput.audio_key`)."""
+    channels = min(2, max(1, stream.channels))
+    config = {"rate": MIX_RATE, "channels": channels, "stream": stream.index, "timeline": "file-clock"}
     key = content_key("extract", config, input_sha)
     wav = store.audio_path("input", key)
     if not wav.exists():
@@ -142,7 +142,7 @@ def extract_mix(store: ArtifactStore, info: MediaInfo, input_sha: str, stream_in
         tmp = wav.with_name(f".tmp-{uuid.uuid4().hex}.wav")
         try:
             run_ffmpeg(
-                ["-i", str(info.path), "-map", f"0:{stream_index}", "-vn", *on_timeline(info, stream),
+                ["-i", str(info.path), "-map", f"0:{stream.index}", "-vn", *on_timeline(info, stream),
                  "-ac", str(channels), "-ar", str(MIX_RATE), "-c:a", "pcm_f32le", str(tmp)],
                 what="extract the audio",
             )  # fmt: skip
@@ -159,11 +159,14 @@ class PreparedInput:
     info: MediaInfo
     input_sha: str  # SHA-256 of the input file, as the transcript records it
     mix_wav: Path  # the audio at the mixing rate, in the artifact store
-    # What every later result is keyed by: the decoded audio's key (file hash + how it was decoded), so a change in
-    # the decoding (e.g. onto the file's timeline) recomputes the VAD, chunks and background instead of reusing them.
-    audio_key: str
     duration: float
     chunk_plan: ChunkPlan
+
+    @property
+    def audio_key(self) -> str:
+        """What every later result is keyed by: the decoded audio's key (file hash + how it was decoded), so a
+        change in the decoding (e.g. onto the file's timeline) recomputes the VAD, chunks and background."""
+        return self.mix_wav.stem
 
 
 def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore) -> PreparedInput:
@@ -173,11 +176,11 @@ def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore)
     stream = info.require_audio()
     input_sha = file_hash(request.input)
     with timed("extract audio + VAD", log):
-        mix_wav = extract_mix(store, info, input_sha, stream.index, min(2, max(1, stream.channels)))
+        mix_wav = extract_mix(store, info, stream, input_sha)
         duration = info.duration or AudioClip.read(str(mix_wav)).duration
         vad = resolve_profile(request.profile).vad
         spans = speech_spans(store, models, vad, mix_wav, mix_wav.stem)
-    return PreparedInput(info=info, input_sha=input_sha, mix_wav=mix_wav, audio_key=mix_wav.stem, duration=duration,
+    return PreparedInput(info=info, input_sha=input_sha, mix_wav=mix_wav, duration=duration,
                          chunk_plan=plan_chunks(spans, duration, request.max_chunk_seconds))  # fmt: skip
 
 

@@ -125,8 +125,7 @@ def redub(
     if not background.exists():
         if doc.run.background_stage == "input":
             stream = info.require_audio()
-            background = extract_mix(store, info, doc.run.input_sha256, stream.index,
-                                     min(2, stream.channels))  # fmt: skip
+            background = extract_mix(store, info, stream, doc.run.input_sha256)
         elif (out_dir / f"{stem}.background.wav").exists():
             background = out_dir / f"{stem}.background.wav"
         else:

@@ -74,7 +74,8 @@ def test_audio_that_starts_after_the_picture_is_decoded_on_the_picture_timeline(
            "-c:a", "aac", str(late))  # fmt: skip
     reference = AudioClip.read(str(media.speech_wav), sample_rate=16_000).samples
     onset = int(np.flatnonzero(np.abs(reference) > 0.05)[0])
-    mix_wav = extract_mix(ArtifactStore(tmp_path / "store"), probe_media(late), "late-sha", 1, 1)
+    info = probe_media(late)
+    mix_wav = extract_mix(ArtifactStore(tmp_path / "store"), info, info.audio[0], "late-sha")
     for clip in (extract_audio(late), AudioClip.read(str(mix_wav), sample_rate=16_000)):
         first = int(np.flatnonzero(np.abs(clip.samples) > 0.05)[0])
         assert (first - onset) / 16_000 == pytest.approx(2.0, abs=0.03)
