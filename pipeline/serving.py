@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +16,33 @@ _READY_TIMEOUT = 600.0
 PER_ITEM_FAMILIES = frozenset({"asr", "diarize", "tts"})
 
 
-def with_replicas(config: dict[str, Any], replicas: int) -> dict[str, Any]:
-    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment, one
-    request at a time each. The file's `num_cpus` is read as the family's share of the cluster and split between
-    its replicas, so that more replicas still fit where the file's fit (on 2 cores they would otherwise wait for
-    CPUs forever).
+def with_replicas(config: dict[str, Any], replicas: int | Mapping[str, int]) -> dict[str, Any]:
+    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment (or of
+    the families a mapping names: family -> replicas), one request at a time each. The file's `num_cpus` is read
+    as the family's share of the cluster and split between its replicas, so that more replicas still fit where
+    the file's fit (on 2 cores they would otherwise wait for CPUs forever).
 
     One request per replica because the pipeline runs as many Data actors as replicas, each with one item in
     flight, and a replica works one item at a time: a second request queued on a busy replica waits while another
     replica idles. Serve's router picks between replicas by queue lengths that each caller caches for up to 10 s,
     so two callers often picked the same one; a full replica makes the router take the idle one (24 Kokoro lines
     from two actors: 47.5 s -> 38.0 s, docs/benchmarks.md)."""
-    if replicas < 1:
-        raise ValueError(f"replicas must be at least 1, got {replicas}")
-    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas,
-             "target_ongoing_requests": 1}  # fmt: skip
+    counts = replicas if isinstance(replicas, Mapping) else dict.fromkeys(PER_ITEM_FAMILIES, replicas)
+    if unknown := set(counts) - PER_ITEM_FAMILIES:
+        raise ValueError(f"only {', '.join(sorted(PER_ITEM_FAMILIES))} are scaled, not {', '.join(sorted(unknown))}")
+    if any(n < 1 for n in counts.values()):
+        raise ValueError(f"replicas must be at least 1, got {dict(counts)}")
     applications = []
     for app in config.get("applications", []):
-        if app.get("name") in PER_ITEM_FAMILIES:
-            app = {**app, "deployments": [_scaled(d, replicas, fixed) for d in app.get("deployments", [])]}
+        if (n := counts.get(app.get("name", ""))) is not None:
+            app = {**app, "deployments": [_scaled(d, n) for d in app.get("deployments", [])]}
         applications.append(app)
     return {**config, "applications": applications}
 
 
-def _scaled(deployment: dict[str, Any], replicas: int, fixed: dict[str, int]) -> dict[str, Any]:
+def _scaled(deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
+    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas,
+             "target_ongoing_requests": 1}  # fmt: skip
     actor = dict(deployment.get("ray_actor_options") or {})
     for resource in ("num_cpus", "num_gpus"):
         if actor.get(resource):
@@ -48,14 +52,19 @@ def _scaled(deployment: dict[str, Any], replicas: int, fixed: dict[str, int]) ->
 
 
 def deploy_config(
-    config: Path, only: set[str], *, replicas: int | None = None, http: bool = True, timeout: float = _READY_TIMEOUT
+    config: Path,
+    only: set[str],
+    *,
+    replicas: int | Mapping[str, int] | None = None,
+    http: bool = True,
+    timeout: float = _READY_TIMEOUT,
 ) -> dict[str, str]:
     """Deploy the applications named in `only` (application name == model family) and wait until they run.
 
     Uses Serve's declarative deploy (what the `serve run`/`serve deploy` CLIs call), so the file's
     `deployments[]` overrides apply unchanged, except that `replicas` (when given) fixes the replica count of
-    the per-item models. `http=False` starts no HTTP proxy (a run's own cluster is called through handles
-    only). Returns family -> application name.
+    the per-item models (`with_replicas`). `http=False` starts no HTTP proxy (a run's own cluster is called
+    through handles only). Returns family -> application name.
     """
     import yaml
     from ray import serve
