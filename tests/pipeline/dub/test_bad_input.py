@@ -73,20 +73,18 @@ def test_bad_speakers_value(conversation, out):
     assert result.returncode == 2 and "--speakers" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_sigterm_mid_run_leaves_no_half_written_outputs(tmp_path):
+def test_sigterm_mid_run_leaves_no_half_written_outputs(conversation, artifact_dir, tmp_path):
     """`kill` of a running dub (or a container stopping) unwinds it: the hidden partial folder, which exists from
-    the synthesis stage on, is removed, and nothing appears under a final name."""
+    the synthesis stage on, is removed, and nothing appears under a final name. (The session's artifact store:
+    its analysis is the other local dubs' too.)"""
     import signal
     import time
 
-    from pipeline.samples import make_conversation
-
-    sample = make_conversation(tmp_path / "talk.mp4", gap=1.2)
     out = tmp_path / "out"
-    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(tmp_path / "artifacts"), "OCTAVIA_PROFILE": "offline"}
+    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifact_dir), "OCTAVIA_PROFILE": "offline"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "octavia.cli", "dub", str(sample.path), "--to", "es", "--out", str(out), "--local",
-         "--separation", "none"],
+        [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "es", "--out", str(out),
+         "--local", "--separation", "none"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 300

@@ -89,39 +89,3 @@ def test_subtitles_follow_the_fitted_lines(ray_dub):
     assert len(lines) == len(doc.segments) >= 5
     subs = pysubs2.load(str(out / "talk.es.srt"))
     assert [e.start for e in subs] == [round(line.fit.start * 1000) for line in lines]
-
-
-@pytest.fixture(scope="module")
-def audio_only(tmp_path_factory):
-    from pipeline.samples import make_conversation
-
-    # A non-ASCII name on purpose: Ray's metric tags (Ray Data tags with the dataset name) must be ASCII.
-    return make_conversation(tmp_path_factory.mktemp("audio") / "pódcast.m4a", gap=1.2, video=False,
-                             with_music=False)  # fmt: skip
-
-
-def test_audio_only_two_languages_without_separation(audio_only, tmp_path):
-    """No `separate` application is deployed when separation is off; both languages share one analysis."""
-    out = tmp_path / "out"
-    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(tmp_path / "artifacts"), "RAY_ADDRESS": ""}
-    result = subprocess.run(
-        [sys.executable, "-m", "octavia.cli", "dub", str(audio_only.path), "--to", "es,pt", "--out", str(out),
-         "--profile", "offline", "--separation", "none", "--max-speedup", "1.6"],
-        capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(
-        [f"pódcast.{lang}.{ext}" for lang in ("es", "pt") for ext in ("m4a", "srt", "vtt", "wav")]
-        + ["pódcast.en.srt", "pódcast.transcript.json"]
-    )
-    assert (
-        len(re.findall(r"Starting execution of Dataset dub podcast\.m4a -> es,pt: analyze", result.stderr)) == 1
-    )  # shared analysis; the dataset's name is folded to ASCII
-    for lang, tag in (("es", "spa"), ("pt", "por")):
-        info = probe_media(out / f"pódcast.{lang}.m4a")
-        assert not info.video and [a.language for a in info.audio] == [tag]
-        assert info.duration == pytest.approx(audio_only.duration, abs=0.05)
-    doc = TranscriptDocument.model_validate_json((out / "pódcast.transcript.json").read_text())
-    assert set(doc.languages) == {"es", "pt"} and doc.run.separation == "none"
-    assert doc.translations["pt"][0].text != doc.translations["es"][0].text
