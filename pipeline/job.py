@@ -17,8 +17,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +120,17 @@ def needed_families(request: DubRequest, profile_name: str) -> set[str]:
     return families
 
 
-def embedded_replicas(parallelism: int, duration: float, request: DubRequest, prepared: Future[Any]) -> dict[str, int]:
+def embedded_replicas(
+    parallelism: int, duration: float, max_chunk_seconds: float, chunk_count: Callable[[], int]
+) -> dict[str, int]:
     """Replicas of the per-item models on a run's own cluster: one per chunk or line in flight, but no more
     per-chunk replicas than the input has chunks (a 20 s clip is one chunk; a second Whisper and speaker-embedding
-    replica would only cost start-up CPU). Only a short input's chunk plan is awaited: it is ready in a second,
-    before `ray.init` is, and a longer input has at least `duration / max_chunk_seconds` chunks."""
+    replica would only cost start-up CPU). `chunk_count` (which waits for the chunk plan) is called for a short
+    input only: its plan is ready in a second, before `ray.init` is, and a longer input has at least
+    `duration / max_chunk_seconds` chunks."""
     per_chunk = parallelism
-    if duration <= parallelism * request.max_chunk_seconds:
-        per_chunk = max(1, min(parallelism, len(prepared.result().chunk_plan.chunks)))
+    if duration <= parallelism * max_chunk_seconds:
+        per_chunk = max(1, min(parallelism, chunk_count()))
     return {"asr": per_chunk, "diarize": per_chunk, "tts": parallelism}
 
 
@@ -179,7 +182,10 @@ def run_job(
         if embedded or deploy:
             config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
             # The embedded cluster is this run's own and sized to it; a shared cluster keeps the file's replicas.
-            replicas = embedded_replicas(parallelism, info.duration, request, preparing) if embedded else None
+            replicas = None
+            if embedded:
+                replicas = embedded_replicas(parallelism, info.duration, request.max_chunk_seconds,
+                                             lambda: len(preparing.result().chunk_plan.chunks))  # fmt: skip
             apps = deploy_serve_apps(config, needed_families(request, profile.name), embedded=embedded,
                                      replicas=replicas)  # fmt: skip
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py

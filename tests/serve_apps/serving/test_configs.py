@@ -87,3 +87,19 @@ def test_parallelism_scales_the_per_item_models_within_the_same_cpu_share(replic
     assert total <= 1.5 + 1e-3  # every replica still fits on 2 cores next to the pipeline's own tasks
     with pytest.raises(ValueError):
         with_replicas(raw, 0)
+
+
+def test_replicas_per_family_scale_only_the_families_named():
+    from pipeline.serving import with_replicas
+
+    raw = yaml.safe_load((CONFIGS / "serve-cpu.yaml").read_text())
+    scaled = ServeDeploySchema.model_validate(with_replicas(raw, {"asr": 1, "diarize": 1, "tts": 2}))
+    original = {app.name: app.deployments[0] for app in load("serve-cpu.yaml").applications}
+    replicas = {app.name: app.deployments[0].autoscaling_config for app in scaled.applications}
+    assert replicas["asr"]["max_replicas"] == replicas["diarize"]["max_replicas"] == 1
+    assert replicas["tts"]["min_replicas"] == replicas["tts"]["max_replicas"] == 2
+    tts = next(app for app in scaled.applications if app.name == "tts").deployments[0]
+    assert tts.ray_actor_options.num_cpus == pytest.approx(original["tts"].ray_actor_options.num_cpus / 2, abs=1e-4)
+    assert replicas["translate"] == original["translate"].autoscaling_config
+    with pytest.raises(ValueError, match="separate"):
+        with_replicas(raw, {"separate": 2})
