@@ -48,6 +48,7 @@ from pipeline.records import (
     SpeakerSummary,
     TranscriptDocument,
 )
+from pipeline.speaker_turns import split_at_speaker_changes
 from pipeline.stages import (
     SPEECH_RATE,
     ChunkAnalyzer,
@@ -309,10 +310,9 @@ class DubRun:
         self.clients.release(ANALYSIS_FAMILIES)
         result.source_language = language
 
-        segments = _renumber(analyses)
         with timed("speakers", log):
             diarization = self._speakers(analyses)
-        segments = tuple(s.model_copy(update={"speaker": diarization.speaker_at(s)}) for s in segments)
+        segments = split_at_speaker_changes([s for a in analyses for s in a.segments], diarization)
         with timed("speaker profiles", log):
             profiles = self._speaker_profiles(segments, analyses, mix_wav)
         with timed("background", log):
@@ -645,8 +645,3 @@ class DubRun:
                 progress=self.progress,
             )
         return language_result
-
-
-def _renumber(analyses: list[ChunkAnalysis]) -> tuple[Segment, ...]:
-    segments = [s for a in analyses for s in a.segments]
-    return tuple(s.model_copy(update={"id": i}) for i, s in enumerate(segments))
