@@ -1,4 +1,4 @@
-"""Inputs unlike the fixtures: no speech at all; portrait VP9 in Matroska with 44.1 kHz stereo."""
+"""Inputs unlike the fixtures: no speech at all; portrait VP9 in Matroska with 44.1 kHz stereo; 8 kHz mono."""
 
 from __future__ import annotations
 
@@ -49,3 +49,25 @@ def test_portrait_vp9_matroska_stereo_44k(conversation, tmp_path, artifact_dir):
     assert dub.video.codec == "vp9"  # copied, not re-encoded
     assert [a.language for a in dub.audio] == ["spa"]
     assert dub.duration == pytest.approx(probe_media(mkv).duration, abs=0.06)
+
+
+def test_telephone_band_mono_keeps_two_speakers_apart(conversation, tmp_path, artifact_dir):
+    """8 kHz mono: Whisper gave each question and its answer as one segment; each speaker still gets their own
+    lines, and their own voices."""
+    wav = tmp_path / "call.wav"
+    ffmpeg("-i", str(conversation.path), "-map", "0:a", "-ac", "1", "-ar", "8000", "-c:a", "pcm_s16le", str(wav))
+    out = tmp_path / "out"
+    request = DubRequest(input=wav, targets=("es",), out_dir=out, profile="offline", separation="none",
+                         max_speedup=1.6)  # fmt: skip
+    assert run_job(request, local=True, artifact_dir=artifact_dir).ok
+    doc = TranscriptDocument.model_validate_json((out / "call.transcript.json").read_text())
+    spoken = conversation.lines
+    assert len(doc.segments) == len(spoken)
+    # Each segment lies over one line of the sample and has that line's speaker: the speakers alternate.
+    labels = [s.speaker for s in doc.segments]
+    assert labels[0] != labels[1] and labels[::2] == [labels[0]] * len(labels[::2])
+    assert labels[1::2] == [labels[1]] * len(labels[1::2])
+    for segment, line in zip(doc.segments, spoken, strict=True):
+        assert line.start < (segment.start + segment.end) / 2 < line.end
+        assert segment.start > line.start - 0.6 and segment.end < line.end + 0.6  # the gaps are 1.2 s
+    assert len({s.voices["es"] for s in doc.speakers}) == 2
