@@ -33,8 +33,9 @@ models: $(STAMP)
 demo: setup
 	$(PY) -m pipeline.demo --out out/demo
 
+# --durations: CI's log says where the suite's time went.
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
