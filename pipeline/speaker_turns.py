@@ -9,6 +9,8 @@ shorter run is more likely their blur than a real interjection).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 
 from octavia.records import Diarization, Segment, Word
@@ -20,7 +22,17 @@ def split_at_speaker_changes(
     segments: Sequence[Segment], diarization: Diarization, *, min_seconds: float = MIN_TURN_SECONDS
 ) -> tuple[Segment, ...]:
     """`segments` with their speakers, cut where the speaker changes, numbered again from 0."""
-    pieces = [piece for segment in segments for piece in _cut(segment, diarization, min_seconds)]
+    # Each segment looks only at the turns that can overlap it: every word against every turn of an hour's
+    # input took 4.4 s in the driver.
+    turns = sorted(diarization.turns, key=lambda t: t.start)
+    starts = [t.start for t in turns]
+    longest = max((t.duration for t in turns), default=0.0)
+
+    def near(segment: Segment) -> Diarization:
+        first = bisect.bisect_left(starts, segment.start - longest)
+        return Diarization(turns=tuple(turns[first : bisect.bisect_right(starts, segment.end)]))
+
+    pieces = [piece for segment in segments for piece in _cut(segment, near(segment), min_seconds)]
     return tuple(piece.model_copy(update={"id": i}) for i, piece in enumerate(pieces))
 
 
@@ -48,29 +60,18 @@ def _speaker_runs(
         labels[i] = labels[i] or labels[i - 1]
     for i in range(len(labels) - 2, -1, -1):
         labels[i] = labels[i] or labels[i + 1]
-    runs: list[tuple[str | None, list[Word]]] = []
-    for word, label in zip(words, labels, strict=True):
-        if runs and runs[-1][0] == label:
-            runs[-1][1].append(word)
-        else:
-            runs.append((label, [word]))
-    while len(runs) > 1:
-        short = min(range(len(runs)), key=lambda i: _seconds(runs[i][1]))
-        if _seconds(runs[short][1]) >= min_seconds:
-            break
-        # Into the longer neighbour; runs on either side that then share a speaker become one.
+    while True:
+        grouped = itertools.groupby(zip(labels, words, strict=True), key=lambda pair: pair[0])
+        runs = [(label, [word for _, word in run]) for label, run in grouped]
+        short = min(range(len(runs)), key=lambda i: _seconds(runs[i][1]), default=0)
+        if len(runs) < 2 or _seconds(runs[short][1]) >= min_seconds:
+            return runs
+        # The short run's words take the speaker of its longer neighbour (and join it, and the run beyond when
+        # that one has the same speaker).
         neighbours = [i for i in (short - 1, short + 1) if 0 <= i < len(runs)]
-        into = max(neighbours, key=lambda i: _seconds(runs[i][1]))
-        label = runs[into][0]
-        runs[short] = (label, runs[short][1])
-        merged: list[tuple[str | None, list[Word]]] = []
-        for run_label, run_words in runs:
-            if merged and merged[-1][0] == run_label:
-                merged[-1] = (run_label, merged[-1][1] + run_words)
-            else:
-                merged.append((run_label, list(run_words)))
-        runs = merged
-    return runs
+        into = runs[max(neighbours, key=lambda i: _seconds(runs[i][1]))][0]
+        first = sum(len(run) for _, run in runs[:short])
+        labels[first : first + len(runs[short][1])] = [into] * len(runs[short][1])
 
 
 def _seconds(words: Sequence[Word]) -> float:

@@ -80,3 +80,21 @@ def test_every_word_is_kept_once_in_order_and_every_piece_lasts(cuts):
     if len(pieces) > 1:
         assert all(p.words[-1].end - p.words[0].start >= 0.5 for p in pieces)
         assert all(a.speaker != b.speaker for a, b in itertools.pairwise(pieces))
+
+
+def test_each_segment_finds_its_turns_among_many_in_any_order():
+    later = QUESTION_AND_ANSWER.model_copy(
+        update={"start": 100.18, "end": 105.57,
+                "words": tuple(w.model_copy(update={"start": w.start + 100, "end": w.end + 100})
+                               for w in QUESTION_AND_ANSWER.words)}
+    )  # fmt: skip
+    # Unsorted; a long turn that starts well before the second segment still covers its question.
+    turns = (
+        SpeakerTurn(start=103.2, end=106.0, speaker="B"),
+        *(SpeakerTurn(start=10.0 + i, end=10.5 + i, speaker="C") for i in range(50)),
+        SpeakerTurn(start=0.0, end=2.6, speaker="A"),
+        SpeakerTurn(start=3.2, end=6.0, speaker="B"),
+        SpeakerTurn(start=70.0, end=102.6, speaker="A"),
+    )
+    pieces = split_at_speaker_changes([QUESTION_AND_ANSWER, later], Diarization(turns=turns))
+    assert [(p.speaker, p.start) for p in pieces] == [("A", 0.18), ("B", 3.43), ("A", 100.18), ("B", 103.43)]
