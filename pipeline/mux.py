@@ -29,7 +29,7 @@ from octavia.errors import UnsupportedLanguageError
 from octavia.languages import display_name, iso639_2
 from octavia.records import Record
 from pipeline.media.ffmpeg import FfmpegJob, filtergraph_value, run_ffmpeg
-from pipeline.media.probe import MediaInfo, probe_media
+from pipeline.media.probe import MediaInfo, VideoStreamInfo, probe_media
 from pipeline.timeline import FitPlan
 
 # Codecs ffmpeg's MP4 muxer stores (and common players read); anything else is re-encoded.
@@ -70,13 +70,13 @@ def video_reencode_reason(info: MediaInfo, *, burn_subtitles: bool = False, plan
 class Picture:
     """The input's picture being re-encoded (retimed, subtitles burned) into a video-only file, in the background."""
 
-    def __init__(self, video_input: Path, stream_index: int, work_dir: Path, *, plan: FitPlan | None,
+    def __init__(self, video_input: Path, video: VideoStreamInfo, work_dir: Path, *, plan: FitPlan | None,
                  subtitles_to_burn: str | Path | None, reason: str) -> None:  # fmt: skip
         self.path = work_dir / "picture.mp4"
         self.reason = reason
-        args = _video_encode_args(plan, subtitles_to_burn, work_dir)
+        args = _video_encode_args(video, plan, subtitles_to_burn, work_dir)
         self._started = time.monotonic()
-        self._job = FfmpegJob(["-i", str(video_input), "-map", f"0:{stream_index}", "-an", "-sn", "-dn", *args,
+        self._job = FfmpegJob(["-i", str(video_input), "-map", f"0:{video.index}", "-an", "-sn", "-dn", *args,
                                str(self.path)], what=f"re-encode the picture ({reason})")  # fmt: skip
         self._done = False
 
@@ -104,7 +104,7 @@ def start_picture(
     reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
     if reason is None or info.video is None:
         return None
-    return Picture(info.path, info.video.index, work_dir.absolute(), plan=plan, subtitles_to_burn=subtitles_to_burn,
+    return Picture(info.path, info.video, work_dir.absolute(), plan=plan, subtitles_to_burn=subtitles_to_burn,
                    reason=reason)  # fmt: skip
 
 
@@ -161,7 +161,7 @@ def mux(
                 if reason is None:
                     codecs += ["-c:v", "copy"] + (["-tag:v", "hvc1"] if info.video.codec == "hevc" else [])
                 else:
-                    codecs += _video_encode_args(plan, subtitles_to_burn, Path(tmp))
+                    codecs += _video_encode_args(info.video, plan, subtitles_to_burn, Path(tmp))
 
         for k, track in enumerate(tracks):
             maps += ["-map", f"{len(inputs) // 2}:a:0"]
@@ -208,12 +208,17 @@ def _original_tag(override: str | None, tagged: str | None) -> str:
         return "und"
 
 
-def _video_encode_args(plan: FitPlan | None, subtitles: str | Path | None, tmp: Path) -> list[str]:
+def _video_encode_args(
+    video: VideoStreamInfo, plan: FitPlan | None, subtitles: str | Path | None, tmp: Path
+) -> list[str]:
     filters = []
     if plan is not None and plan.has_slowdown:
         filters.append(f"setpts='{_retime_expression(plan)}'")
     if subtitles is not None:
         filters.append(f"subtitles=filename={filtergraph_value(str(Path(subtitles).absolute()))}")
+    if video.width % 2 or video.height % 2:
+        # 4:2:0 chroma needs even sides (x264 refuses 321x241): one black column or row, every source pixel kept
+        filters.append("pad=ceil(iw/2)*2:ceil(ih/2)*2")
     args = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
     if not filters:
         return args

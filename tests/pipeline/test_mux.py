@@ -15,7 +15,7 @@ from pipeline.mux import AudioTrack, mux, start_picture, video_reencode_reason
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import FitPlan, LineTiming
-from tests.factories import tone
+from tests.factories import ffmpeg, tone
 from tests.pipeline.conftest import Media
 
 
@@ -183,6 +183,23 @@ def test_mux_applies_slowdown(media: Media, tmp_path: Path, alongside: bool):
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
     assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
     assert info.audio[0].language == "spa"
+
+
+@pytest.mark.parametrize("change", ["burn-subtitles", "slow-down"])
+def test_odd_sized_picture_is_padded_to_even_sides_when_re_encoded(tmp_path: Path, change: str):
+    odd = tmp_path / "odd.mp4"  # 4:4:4 H.264 holds odd sides; the 4:2:0 re-encode cannot
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x241:rate=25:duration=3", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv444p", str(odd))  # fmt: skip
+    subs = write_subtitles([Cue(start=0.0, end=3.0, text="HOLA")], tmp_path / "s.srt")
+    plan = _slowed_plan() if change == "slow-down" else None
+    burn = subs if change == "burn-subtitles" else None
+    picture = start_picture(odd, tmp_path, plan=plan, subtitles_to_burn=burn)
+    seconds = plan.duration if plan else 3.0
+    out = mux(odd, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", seconds), language="es")], tmp_path / "o.mp4",
+              plan=plan, subtitles_to_burn=burn, picture=picture)  # fmt: skip
+    video = probe_media(out).video
+    assert (video.codec, video.width, video.height) == ("h264", 322, 242)
+    assert video.duration == pytest.approx(seconds, abs=0.08)
 
 
 def test_a_picture_is_started_only_when_it_must_change_and_a_cancelled_one_stops(media: Media, tmp_path: Path):
