@@ -7,12 +7,12 @@ from typing import Any, Literal
 from ray.serve import Application
 
 from serve_apps.asr.deployment import ASR_OPTIONS, Transcriber
-from serve_apps.common.args import AppArgs
+from serve_apps.common.args import PerItemAppArgs
 from serve_apps.common.engines import EngineSpec, resolve_model
 from serve_apps.common.options import deployment_options
 
 
-class AsrAppArgs(AppArgs):
+class AsrAppArgs(PerItemAppArgs):
     model: str | None = None  # catalogue name or model directory; default: the profile's ASR model
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"  # CTranslate2 compute type; auto = float16 on CUDA, int8 on CPU
@@ -39,6 +39,7 @@ def engine_spec(args: AsrAppArgs) -> EngineSpec:
             "cpu_threads": args.cpu_threads,
             "beam_size": args.beam_size,
             "vad_filter": args.vad_filter,
+            "num_workers": args.engine_workers,  # CTranslate2 decodes that many calls at once on one model
         },
     )
 
@@ -46,4 +47,4 @@ def engine_spec(args: AsrAppArgs) -> EngineSpec:
 def build_app(args: dict[str, Any]) -> Application:
     parsed = AsrAppArgs.model_validate(args)
     options = deployment_options(ASR_OPTIONS, parsed.deployment)
-    return Transcriber.options(**options).bind(engine_spec(parsed))
+    return Transcriber.options(**options).bind(engine_spec(parsed), engine_workers=parsed.engine_workers)

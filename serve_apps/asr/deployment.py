@@ -30,9 +30,9 @@ ASR_OPTIONS = {"max_ongoing_requests": 4, "autoscaling_config": {"target_ongoing
 
 @serve.deployment
 class Transcriber:
-    def __init__(self, engine: EngineSpec) -> None:
+    def __init__(self, engine: EngineSpec, *, engine_workers: int = 1) -> None:
         self._engine: AsrEngine = engine.create()
-        self._runner = EngineRunner("asr")
+        self._runner = EngineRunner("asr", workers=engine_workers)
         self._metrics = ServingMetrics()
 
     async def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:

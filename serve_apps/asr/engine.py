@@ -16,7 +16,10 @@ SAMPLE_RATE = 16_000
 
 
 class AsrEngine(ABC):
-    """Transcribe 16 kHz mono speech. `language=None` detects it."""
+    """Transcribe 16 kHz mono speech. `language=None` detects it.
+
+    A replica may call `transcribe` from several threads at once (`engine_workers`): an implementation that cannot
+    run calls side by side serializes them itself."""
 
     sample_rate = SAMPLE_RATE
 
@@ -38,6 +41,7 @@ class FasterWhisperEngine(AsrEngine):
         device: str = "auto",
         compute_type: str = "auto",
         cpu_threads: int = 0,
+        num_workers: int = 1,
         beam_size: int = 5,
         vad_filter: bool = True,
     ) -> None:
@@ -54,6 +58,7 @@ class FasterWhisperEngine(AsrEngine):
             device=device,
             compute_type=compute_type,
             cpu_threads=cpu_threads or min(4, os.cpu_count() or 1),
+            num_workers=num_workers,  # transcriptions from that many threads run at once, sharing the weights
             local_files_only=Path(str(model)).exists(),
         )
         self._beam_size = beam_size

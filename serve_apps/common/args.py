@@ -33,3 +33,12 @@ class AppArgs(BaseModel):
 
     def custom_engine(self) -> EngineSpec | None:
         return EngineSpec(factory=self.engine, kwargs=self.engine_kwargs) if self.engine else None
+
+
+class PerItemAppArgs(AppArgs):
+    """Arguments of the applications a dub calls once per chunk or line (asr, diarize, tts)."""
+
+    # Engine calls one replica runs at once, each on its own thread, all on the one loaded model. 1 on a cluster
+    # (add replicas there); a run's own cluster on one machine sets its parallelism here instead of starting as
+    # many replicas, each loading its own copy of the model (pipeline/serving.py).
+    engine_workers: int = Field(default=1, ge=1, le=16)

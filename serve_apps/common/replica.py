@@ -1,4 +1,4 @@
-"""The part of every deployment that runs engine calls: off the event loop, one at a time, watching for breakage."""
+"""The part of every deployment that runs engine calls: off the event loop, on worker threads, watching for breakage."""
 
 from __future__ import annotations
 
@@ -17,16 +17,21 @@ log = logging.getLogger("ray.serve")
 
 
 class EngineRunner:
-    """Runs blocking engine calls on one worker thread.
+    """Runs blocking engine calls on `workers` threads (default one), off the event loop.
 
-    One thread, because a replica's engine is sized for the CPUs (or GPU share) the replica was given: two calls
-    at once would only fight over them, and not every engine is thread-safe. The event loop stays free for health
-    checks, batching and queueing. After `max_failures` server-side failures in a row (not bad input) the engine
-    is taken to be broken and `check_health` raises, so Serve replaces the replica.
+    One thread by default, because a replica's engine is sized for the CPUs (or GPU share) the replica was given:
+    two calls at once would only fight over them. `workers > 1` is for one replica that owns several cores (a run's
+    own cluster on one machine): its calls run side by side on one loaded model, where as many replicas would each
+    load a copy (memory, start-up) and each add a Ray worker process. Engines are safe to call from several threads
+    (those that are not serialize their calls themselves). The event loop stays free for health checks, batching
+    and queueing. After `max_failures` server-side failures in a row (not bad input) the engine is taken to be
+    broken and `check_health` raises, so Serve replaces the replica.
     """
 
-    def __init__(self, name: str, *, max_failures: int = 3) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-engine")
+    def __init__(self, name: str, *, workers: int = 1, max_failures: int = 3) -> None:
+        if workers < 1:
+            raise ValueError(f"an engine runner needs at least 1 worker, got {workers}")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-engine")
         self._max_failures = max_failures
         self._failures = 0
         self._last_error: BaseException | None = None
@@ -42,21 +47,16 @@ class EngineRunner:
         return result
 
     async def map(self, fn: Callable[[Any], T], items: list[Any]) -> list[T | Exception]:
-        """`fn` on each item of a batch in one worker-thread hop; an item that fails gets its exception back
-        (returned, not raised) so that it fails alone rather than taking the whole batch with it."""
+        """`fn` on each item of a batch, the items spread over the workers; an item that fails gets its exception
+        back (returned, not raised) so that it fails alone rather than taking the whole batch with it."""
 
-        def each() -> list[T | Exception]:
-            results: list[T | Exception] = []
-            for item in items:
-                try:
-                    results.append(fn(item))
-                    self._failures = 0
-                except Exception as exc:
-                    self.record_failure(exc)
-                    results.append(exc)
-            return results
+        async def each(item: Any) -> T | Exception:
+            try:
+                return await self.run(fn, item)
+            except Exception as exc:
+                return exc
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, each)
+        return list(await asyncio.gather(*(each(item) for item in items)))
 
     def record_failure(self, exc: BaseException) -> None:
         if is_caller_error(exc):
@@ -96,3 +96,16 @@ class LoadedModel:
         release, self._release = self._release, None
         if release is not None:
             release(self.model_id)
+
+
+def batched(
+    fn: Callable[[list[Any]], Any], *, max_batch_size: int, batch_wait_timeout_s: float, workers: int
+) -> Callable[[Any], Any]:
+    """`serve.batch` over `fn` (an async function of a list of items), built in the replica so that as many batches
+    run at once as the replica has engine workers: `@serve.batch` on a method fixes `max_concurrent_batches` where
+    the class is defined, and with one batch at a time a second worker would wait for the first one's batch."""
+    from ray import serve
+
+    return serve.batch(
+        max_batch_size=max_batch_size, batch_wait_timeout_s=batch_wait_timeout_s, max_concurrent_batches=workers
+    )(fn)

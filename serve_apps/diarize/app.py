@@ -7,7 +7,7 @@ from typing import Any, Literal
 from ray.serve import Application
 
 from octavia.profiles import QUALITY
-from serve_apps.common.args import AppArgs
+from serve_apps.common.args import PerItemAppArgs
 from serve_apps.common.engines import EngineSpec, resolve_model
 from serve_apps.common.options import deployment_options
 from serve_apps.diarize.deployment import DIARIZE_OPTIONS, SpeakerEmbedding
@@ -15,7 +15,7 @@ from serve_apps.diarize.deployment import DIARIZE_OPTIONS, SpeakerEmbedding
 PIPELINE_PREFIX = "pipeline:"
 
 
-class DiarizeAppArgs(AppArgs):
+class DiarizeAppArgs(PerItemAppArgs):
     # "clustering": segmentation + speaker embeddings, embeds chunks (offline); "pipeline": pyannote's end-to-end
     # pipeline (quality). Default: what the profile says.
     diarizer: Literal["clustering", "pipeline"] | None = None
@@ -93,5 +93,8 @@ def build_app(args: dict[str, Any]) -> Application:
     parsed = DiarizeAppArgs.model_validate(args)
     options = deployment_options(DIARIZE_OPTIONS, parsed.deployment)
     return SpeakerEmbedding.options(**options).bind(
-        engine_spec(parsed), max_batch_size=parsed.max_batch_size, batch_wait_timeout_s=parsed.batch_wait_timeout_s
+        engine_spec(parsed),
+        max_batch_size=parsed.max_batch_size,
+        batch_wait_timeout_s=parsed.batch_wait_timeout_s,
+        engine_workers=parsed.engine_workers,
     )

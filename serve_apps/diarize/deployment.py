@@ -4,8 +4,8 @@ The pipeline embeds the chunks of a long input in parallel through `embed_speech
 own process (`ClusteringDiarizer.assign_speakers`, numpy only): clustering per chunk would number the speakers of
 each chunk independently. The quality engine (pyannote's pipeline) has no per-chunk half and serves `diarize`.
 
-`embed_speech` calls are batched whole: the chunks of a batch run back to back in one hop to the engine thread,
-and inside each chunk the embedder already batches its windows (CAM++: 16 equal-length windows per forward pass).
+`embed_speech` calls are batched: the chunks of a batch spread over the replica's engine workers, and inside each
+chunk the embedder already batches its windows (CAM++: 16 equal-length windows per forward pass).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from octavia.records import Diarization
 from serve_apps.common.engines import EngineSpec
 from serve_apps.common.http import decode_audio, json_response, query_int, read_body, require_method, respond
 from serve_apps.common.metrics import ReplicaStats, ServingMetrics
-from serve_apps.common.replica import EngineRunner, unwrap
+from serve_apps.common.replica import EngineRunner, batched, unwrap
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -33,12 +33,19 @@ DIARIZE_OPTIONS = {"max_ongoing_requests": 8, "autoscaling_config": {"target_ong
 
 @serve.deployment
 class SpeakerEmbedding:
-    def __init__(self, engine: EngineSpec, *, max_batch_size: int = 4, batch_wait_timeout_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        engine: EngineSpec,
+        *,
+        max_batch_size: int = 4,
+        batch_wait_timeout_s: float = 0.05,
+        engine_workers: int = 1,
+    ) -> None:
         self._engine: DiarizationEngine = engine.create()
-        self._runner = EngineRunner("diarize")
+        self._runner = EngineRunner("diarize", workers=engine_workers)
         self._metrics = ServingMetrics()
-        self._embed_batch.set_max_batch_size(max_batch_size)
-        self._embed_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self._embed_batch = batched(self._embed_chunks, max_batch_size=max_batch_size,
+                                    batch_wait_timeout_s=batch_wait_timeout_s, workers=engine_workers)  # fmt: skip
 
     @property
     def embeds_chunks(self) -> bool:
@@ -57,8 +64,7 @@ class SpeakerEmbedding:
             self._metrics.audio("embed_speech", audio.duration)
             return result
 
-    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
-    async def _embed_batch(self, items: list[tuple[AudioClip, float]]) -> list[SpeechEmbeddings | Exception]:
+    async def _embed_chunks(self, items: list[tuple[AudioClip, float]]) -> list[SpeechEmbeddings | Exception]:
         self._metrics.batch("embed_speech", len(items))
         return await self._runner.map(lambda item: self._engine.embed_speech(*item), items)
 

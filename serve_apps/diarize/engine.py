@@ -37,6 +37,9 @@ class SpeakerEmbedder(ABC):
 
 
 class DiarizationEngine(ABC):
+    """A replica may call an engine from several threads at once (`engine_workers`): an implementation that
+    cannot run calls side by side serializes them itself."""
+
     @abstractmethod
     def diarize(self, audio: AudioClip, num_speakers: int | None = None) -> Diarization:
         """Label the speakers of a recording; `num_speakers` fixes their number, None estimates it."""

@@ -7,6 +7,7 @@ for GPUs; on CPU it works but is slow.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ class PyannotePipelineDiarizer(DiarizationEngine):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._pipeline = loaded.to(torch.device(device))
+        self._lock = threading.Lock()  # pyannote does not promise that a pipeline runs two calls at once
 
     def diarize(self, audio: AudioClip, num_speakers: int | None = None) -> Diarization:
         import torch
@@ -100,7 +102,8 @@ class PyannotePipelineDiarizer(DiarizationEngine):
         if clip.num_frames == 0:
             return Diarization(turns=())
         waveform = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32))[None]
-        output = self._pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE}, num_speakers=num_speakers)
+        with self._lock:
+            output = self._pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE}, num_speakers=num_speakers)
         # pyannote 4 returns a DiarizeOutput; legacy pipelines return the Annotation itself.
         if hasattr(output, "exclusive_speaker_diarization"):
             return diarization_from_annotation(output.exclusive_speaker_diarization, clip.duration)

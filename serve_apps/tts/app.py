@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from ray.serve import Application
 
-from serve_apps.common.args import AppArgs
+from serve_apps.common.args import PerItemAppArgs
 from serve_apps.common.engines import EngineSpec, resolve_model
 from serve_apps.common.options import deployment_options
 from serve_apps.tts.deployment import TTS_OPTIONS, Synthesizer, TtsEngineSpec
@@ -14,7 +14,7 @@ from serve_apps.tts.deployment import TTS_OPTIONS, Synthesizer, TtsEngineSpec
 ESPEAK = "espeak-ng"
 
 
-class TtsAppArgs(AppArgs):
+class TtsAppArgs(PerItemAppArgs):
     # TTS models in order of preference (catalogue names: "kokoro-82m-int8", "piper-<voice>", "espeak-ng",
     # "xtts-v2" or another coqui model); default: the profile's. `engine` instead serves that one engine alone.
     engines: list[str] | None = None
@@ -77,4 +77,5 @@ def build_app(args: dict[str, Any]) -> Application:
         max_voices_per_replica=parsed.max_voices_per_replica,
         max_batch_size=parsed.max_batch_size,
         batch_wait_timeout_s=parsed.batch_wait_timeout_s,
+        engine_workers=parsed.engine_workers,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,7 @@ class CoquiEngine(TtsEngine):
 
     def _setup(self, synthesizer: Any, languages: tuple[str, ...] | None) -> None:
         self._synthesizer = synthesizer
+        self._lock = threading.Lock()  # a call sets the model's length_scale for its speed: one call at a time
         model = synthesizer.tts_model
         config = synthesizer.tts_config
         self.sample_rate = int(synthesizer.output_sample_rate)
@@ -140,7 +142,8 @@ class CoquiEngine(TtsEngine):
                 speaker_wav = str(Path(tmp) / "reference.wav")  # coqui reads the reference from a file
                 reference.mono().write(speaker_wav)
                 speaker = None
-            samples = self._run(text, speaker, speaker_wav, model_language if self._multilingual else None, speed)
+            with self._lock:
+                samples = self._run(text, speaker, speaker_wav, model_language if self._multilingual else None, speed)
         # The synthesizer pads every sentence with silence; keep the pauses between sentences, not the last one.
         if samples.size > PAD_SILENCE_SAMPLES:
             samples = samples[:-PAD_SILENCE_SAMPLES]

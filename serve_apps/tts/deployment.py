@@ -10,9 +10,9 @@ Engines with one model per voice (Piper) are multiplexed: each voice is a model,
 with `handle.options(multiplexed_model_id="piper:en_US-joe-medium")`; other voices need no model id.
 
 `synthesize` is batched across concurrent callers. The engines speak one line at a time (none has a batch API),
-so a batch saves no compute today: it takes concurrent lines to the engine thread in one hop, Serve splits batches
-by multiplexed model id so a batch stays on one voice model, and it is where an engine with a batch API would plug
-in.
+so a batch saves no compute today: its lines spread over the replica's engine workers (`engine_workers`, each a
+thread on the one loaded model), Serve splits batches by multiplexed model id so a batch stays on one voice model,
+and it is where an engine with a batch API would plug in.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from octavia.records import Voice
 from serve_apps.common.engines import EngineSpec
 from serve_apps.common.http import json_response, parse_body, read_body, require_method, respond, wav_response
 from serve_apps.common.metrics import ReplicaStats, ServingMetrics
-from serve_apps.common.replica import EngineRunner, LoadedModel, unwrap
+from serve_apps.common.replica import EngineRunner, LoadedModel, batched, unwrap
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -79,6 +79,7 @@ class Synthesizer:
         max_voices_per_replica: int = 4,
         max_batch_size: int = 8,
         batch_wait_timeout_s: float = 0.02,
+        engine_workers: int = 1,
     ) -> None:
         if not engines:
             raise ValueError("a TTS app needs at least one engine")
@@ -98,10 +99,10 @@ class Synthesizer:
                     self._voice_specs[f"{spec.name or probe.name}:{voice.id}"] = voice_spec
                 del probe
         self._voices = tuple(voices)
-        self._runner = EngineRunner("tts")
+        self._runner = EngineRunner("tts", workers=engine_workers)
         self._metrics = ServingMetrics()
-        self._synthesize_batch.set_max_batch_size(max_batch_size)
-        self._synthesize_batch.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self._synthesize_batch = batched(self._synthesize_lines, max_batch_size=max_batch_size,
+                                         batch_wait_timeout_s=batch_wait_timeout_s, workers=engine_workers)  # fmt: skip
 
         async def load_voice_model(model_id: str) -> LoadedModel:
             return await self._load_voice(model_id)
@@ -125,8 +126,7 @@ class Synthesizer:
         code = normalize(language)
         return tuple(v for v in self._voices if code in v.languages)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def _synthesize_batch(self, lines: list[Line]) -> list[AudioClip | Exception]:
+    async def _synthesize_lines(self, lines: list[Line]) -> list[AudioClip | Exception]:
         self._metrics.batch("synthesize", len(lines))
         jobs: list[tuple[TtsEngine | Exception, str, Line]] = []
         for line in lines:

@@ -33,6 +33,9 @@ MAX_SPEED = 2.0
 
 
 class TtsEngine(ABC):
+    """A replica may call `synthesize` from several threads at once (`engine_workers`): an implementation that
+    cannot run calls side by side serializes them itself (Kokoro's phonemizer holds its own lock)."""
+
     name: str
 
     @abstractmethod

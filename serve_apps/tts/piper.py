@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ class PiperEngine(TtsEngine):
         if not model_dirs:
             raise ValueError("give at least one Piper model directory")
         self._models: dict[str, PiperVoice] = {}
+        self._lock = threading.Lock()  # Piper phonemizes with espeak-ng, whose state is global: one call at a time
         self._voices: list[Voice] = []
         for model_dir in model_dirs:
             onnx_files = sorted(Path(model_dir).glob("*.onnx"))
@@ -66,7 +68,8 @@ class PiperEngine(TtsEngine):
         model = self._models[voice]
         # length_scale stretches phoneme durations: the voice's own scale divided by the speed-up.
         config = SynthesisConfig(length_scale=model.config.length_scale / check_speed(speed))
-        chunks = [c.audio_float_array for c in model.synthesize(text, config)]
+        with self._lock:
+            chunks = [c.audio_float_array for c in model.synthesize(text, config)]
         if not chunks:
             raise ValueError(f"text {text!r} has nothing to speak")
         return AudioClip(np.concatenate(chunks).astype(np.float32), model.config.sample_rate)

@@ -64,3 +64,18 @@ def test_english_only_model_refuses_other_languages(tiny_en, tmp_path):
     clip = espeak("Hola.", tmp_path / "x.wav", voice="es")
     with pytest.raises(UnsupportedLanguageError, match="en"):
         tiny_en.transcribe(clip, "es")
+
+
+def test_two_threads_on_one_model_transcribe_as_one_at_a_time(model_store, tmp_path):
+    # A replica with engine_workers=2 runs two calls at once on one model (CTranslate2's num_workers).
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = FasterWhisperEngine(model_store.resolve("whisper-tiny.en"), beam_size=1, cpu_threads=1, num_workers=2)
+    clips = [
+        espeak("Please open the window and close the door.", tmp_path / "a.wav"),
+        espeak("My name is Peter and I live in London.", tmp_path / "b.wav"),
+    ]
+    alone = [engine.transcribe(clip, "en") for clip in clips]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda clip: engine.transcribe(clip, "en"), clips * 2))
+    assert together == alone * 2

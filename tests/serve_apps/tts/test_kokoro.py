@@ -75,3 +75,17 @@ def test_bad_arguments_name_what_exists(kokoro):
         kokoro.synthesize(" \n ", "en", "jm_kumo")
     with pytest.raises(ValueError, match="speed"):
         kokoro.synthesize("Hello", "en", "jm_kumo", speed=3.0)
+
+
+def test_two_threads_on_one_engine_speak_as_one_at_a_time(model_store):
+    # A replica with engine_workers=2 runs two lines at once on one ONNX session (espeak behind kokoro-onnx's lock).
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = KokoroEngine(model_store.resolve("kokoro-82m-int8"), cpu_threads=1)
+    lines = [("Hola, ¿qué tal?", "es", "jf_nezumi"), ("Good morning to you all.", "en", "jm_kumo")]
+    alone = [engine.synthesize(*line) for line in lines]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda line: engine.synthesize(*line), lines * 2))
+    for clip, expected in zip(together, alone * 2, strict=True):
+        assert clip.sample_rate == expected.sample_rate
+        np.testing.assert_allclose(clip.samples, expected.samples, atol=1e-5)
