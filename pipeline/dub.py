@@ -170,10 +170,12 @@ class PreparedInput:
         return self.mix_wav.stem
 
 
-def prepare_input(request: DubRequest, store: ArtifactStore, models: ModelStore) -> PreparedInput:
-    """Probe and hash the input, extract its audio and cut it into chunks at silences (VAD): a few seconds that
-    need no cluster, so a run may do them while its cluster starts."""
-    info = probe_media(request.input)
+def prepare_input(
+    request: DubRequest, store: ArtifactStore, models: ModelStore, info: MediaInfo | None = None
+) -> PreparedInput:
+    """Probe (unless `info` is the input's probe already) and hash the input, extract its audio and cut it into
+    chunks at silences (VAD): a few seconds that need no cluster, so a run may do them while its cluster starts."""
+    info = info or probe_media(request.input)
     stream = info.require_audio()
     input_sha = file_hash(request.input)
     with timed("extract audio + VAD", log):

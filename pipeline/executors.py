@@ -41,9 +41,15 @@ class LocalExecutor:
 
 
 class RayDataExecutor:
-    """A Ray Data job: one block per row, `parallelism` actors, each holding the stage (and its Serve handles).
+    """A Ray Data job: one block per row, one actor holding the stage (and its Serve handles) that runs
+    `parallelism` rows at once, each on its own thread.
 
-    The actors only orchestrate; the models run in Serve replicas, so an actor needs a small CPU fraction.
+    The actor only orchestrates: the models run in Serve replicas and the actor waits on their handles, so it
+    needs a small CPU fraction, and threads serve it as well as processes would. One actor instead of
+    `parallelism`: a stage starts one process (each imports the pipeline and Serve's handle machinery while the
+    first chunks already run), and every Ray worker process costs ~1 % of a core even while it waits
+    (docs/benchmarks.md). The stage classes are safe to call from several threads (their handles and the artifact
+    store are).
     """
 
     def __init__(self, parallelism: int = 2, num_cpus: float = 0.1) -> None:
@@ -59,11 +65,15 @@ class RayDataExecutor:
 
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # progress goes through our hook
+        calls = min(self.parallelism, len(rows))
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         ds = ds.map(
             stage,
             fn_constructor_kwargs={"context": context},
-            compute=ray.data.ActorPoolStrategy(size=min(self.parallelism, len(rows))),
+            # Ray Data sends the actor 2 x `calls` rows (its default): a finishing thread takes a queued one at once.
+            compute=ray.data.ActorPoolStrategy(
+                size=1, max_concurrent_calls_per_actor=calls, enable_true_multi_threading=True
+            ),
             num_cpus=self.num_cpus,
         )
         ds.set_name(ascii_label(name))

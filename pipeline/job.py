@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -101,14 +101,12 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         ray.shutdown()
 
 
-def deploy_serve_apps(
-    config: Path, families: set[str], *, embedded: bool, replicas: dict[str, int] | None
-) -> dict[str, str]:
+def deploy_serve_apps(config: Path, families: set[str], *, embedded: bool, workers: int | None) -> dict[str, str]:
     """Deploy the applications of a Serve config file that the run needs; returns family -> app name. The
     embedded cluster gets no HTTP proxy: the run calls its models through handles, nothing else calls them."""
     from pipeline.serving import deploy_config
 
-    return deploy_config(config, only=families, replicas=replicas, http=not embedded)
+    return deploy_config(config, only=families, workers=workers, http=not embedded)
 
 
 def needed_families(request: DubRequest, profile_name: str) -> set[str]:
@@ -118,20 +116,6 @@ def needed_families(request: DubRequest, profile_name: str) -> set[str]:
     if separation_engine(request.separation, resolve(profile_name)) != "none":
         families.add("separate")
     return families
-
-
-def embedded_replicas(
-    parallelism: int, duration: float, max_chunk_seconds: float, chunk_count: Callable[[], int]
-) -> dict[str, int]:
-    """Replicas of the per-item models on a run's own cluster: one per chunk or line in flight, but no more
-    per-chunk replicas than the input has chunks (a 20 s clip is one chunk; a second Whisper and speaker-embedding
-    replica would only cost start-up CPU). `chunk_count` (which waits for the chunk plan) is called for a short
-    input only: its plan is ready in a second, before `ray.init` is, and a longer input has at least
-    `duration / max_chunk_seconds` chunks."""
-    per_chunk = parallelism
-    if duration <= parallelism * max_chunk_seconds:
-        per_chunk = max(1, min(parallelism, chunk_count()))
-    return {"asr": per_chunk, "diarize": per_chunk, "tts": parallelism}
 
 
 def run_job(
@@ -176,18 +160,15 @@ def run_job(
     ):
         # Hash, extract and VAD the input while Ray starts: `ray.init` keeps about one core of two busy. Then the
         # pitch tracker the speaker profiles need: its import was 3 of the step's 5 s, between the parallel stages.
-        preparing = pool.submit(prepare_input, request, store, models)
+        preparing = pool.submit(prepare_input, request, store, models, info)
         pool.submit(import_pitch_tracker)
         apps: dict[str, str] = {}
         if embedded or deploy:
             config = CONFIGS / ("serve-gpu.yaml" if profile.name == "quality" else "serve-cpu.yaml")
-            # The embedded cluster is this run's own and sized to it; a shared cluster keeps the file's replicas.
-            replicas = None
-            if embedded:
-                replicas = embedded_replicas(parallelism, info.duration, request.max_chunk_seconds,
-                                             lambda: len(preparing.result().chunk_plan.chunks))  # fmt: skip
+            # The embedded cluster is this run's own: one replica per model, running `parallelism` calls at once.
+            # A shared cluster keeps the file's replicas.
             apps = deploy_serve_apps(config, needed_families(request, profile.name), embedded=embedded,
-                                     replicas=replicas)  # fmt: skip
+                                     workers=parallelism if embedded else None)  # fmt: skip
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
         run = DubRun(
             request,
@@ -224,8 +205,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[DubRequest, argparse.Name
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--deploy", action="store_true", help="deploy the Serve applications on the cluster first")
     p.add_argument("--parallelism", type=positive_int, default=2,
-                   help="chunks and lines processed at once (on the embedded cluster also the replicas of each "
-                        "ASR, speaker-embedding and TTS model)")  # fmt: skip
+                   help="chunks and lines processed at once (on the embedded cluster also the calls each ASR, "
+                        "speaker-embedding and TTS replica runs at once)")  # fmt: skip
     p.add_argument("--local", action="store_true", help="no Ray: every stage in this process")
     p.add_argument("--local-threads", type=int, default=0,
                    help="with --local: threads of Whisper and Kokoro (default 0: every core)")  # fmt: skip

@@ -11,59 +11,63 @@ from octavia.errors import ModelError
 
 _READY_TIMEOUT = 600.0
 
-# The models every chunk or line goes through: `replicas` scales these (separation and translation stay as the
+# The models every chunk or line goes through: `workers` sizes these (separation and translation stay as the
 # file says: Spleeter is not the bottleneck and holds a large graph; Apertium answers a batch in milliseconds).
 PER_ITEM_FAMILIES = frozenset({"asr", "diarize", "tts"})
+# Per-item apps whose deployments batch requests (`max_batch_size`). None of their engines has a batch API, so on
+# a replica with several workers a batch only makes each of its items wait for the longest one: its callers'
+# next items wait with them and a worker idles (a 10-minute dub: 77 of 158 lines came back in pairs; unbatched, none).
+UNBATCHED_FAMILIES = frozenset({"diarize", "tts"})
 
 
-def with_replicas(config: dict[str, Any], replicas: int | Mapping[str, int]) -> dict[str, Any]:
-    """`config` (a parsed Serve config file) with exactly `replicas` replicas of each per-item deployment (or of
-    the families a mapping names: family -> replicas), one request at a time each. The file's `num_cpus` is read
-    as the family's share of the cluster and split between its replicas, so that more replicas still fit where
-    the file's fit (on 2 cores they would otherwise wait for CPUs forever).
+def with_workers(config: dict[str, Any], workers: int | Mapping[str, int]) -> dict[str, Any]:
+    """`config` (a parsed Serve config file) for a run's own cluster on one machine: each per-item application
+    (or each family a mapping names: family -> calls) as ONE replica running `workers` engine calls at once, each
+    on its own thread over the one loaded model (the app arg `engine_workers`), taking that many requests, one
+    request per batch.
 
-    One request per replica because the pipeline runs as many Data actors as replicas, each with one item in
-    flight, and a replica works one item at a time: a second request queued on a busy replica waits while another
-    replica idles. Serve's router picks between replicas by queue lengths that each caller caches for up to 10 s,
-    so two callers often picked the same one; a full replica makes the router take the idle one (24 Kokoro lines
-    from two actors: 47.5 s -> 38.0 s, docs/benchmarks.md)."""
-    counts = replicas if isinstance(replicas, Mapping) else dict.fromkeys(PER_ITEM_FAMILIES, replicas)
+    One replica rather than `workers` replicas of one thread: the calls run side by side just the same (the engines
+    release the GIL), but the model is loaded once, not once per replica (peak memory of a 10-minute dub at
+    parallelism 2: 7.2 -> 5.2 GiB), the start-up loads 3 replicas instead of 6 (on 2 cores it is CPU-bound:
+    29.5 -> 18 s), and every Ray worker process costs ~1 % of a core even when idle (docs/benchmarks.md). A
+    request never waits behind a busy replica while another idles, which Serve's router did with one-thread
+    replicas (it picks by queue lengths each caller caches for up to 10 s). The file's `num_cpus` stays the
+    replica's: it is a scheduling share, the engines' thread counts say what they use."""
+    counts = workers if isinstance(workers, Mapping) else dict.fromkeys(PER_ITEM_FAMILIES, workers)
     if unknown := set(counts) - PER_ITEM_FAMILIES:
-        raise ValueError(f"only {', '.join(sorted(PER_ITEM_FAMILIES))} are scaled, not {', '.join(sorted(unknown))}")
+        raise ValueError(f"only {', '.join(sorted(PER_ITEM_FAMILIES))} are sized, not {', '.join(sorted(unknown))}")
     if any(n < 1 for n in counts.values()):
-        raise ValueError(f"replicas must be at least 1, got {dict(counts)}")
+        raise ValueError(f"workers must be at least 1, got {dict(counts)}")
     applications = []
     for app in config.get("applications", []):
         if (n := counts.get(app.get("name", ""))) is not None:
-            app = {**app, "deployments": [_scaled(d, n) for d in app.get("deployments", [])]}
+            args = {**(app.get("args") or {}), "engine_workers": n}
+            if app["name"] in UNBATCHED_FAMILIES:
+                args["max_batch_size"] = 1
+            app = {**app, "args": args, "deployments": [_one_replica(d, n) for d in app.get("deployments", [])]}
         applications.append(app)
     return {**config, "applications": applications}
 
 
-def _scaled(deployment: dict[str, Any], replicas: int) -> dict[str, Any]:
-    fixed = {"min_replicas": replicas, "initial_replicas": replicas, "max_replicas": replicas,
-             "target_ongoing_requests": 1}  # fmt: skip
-    actor = dict(deployment.get("ray_actor_options") or {})
-    for resource in ("num_cpus", "num_gpus"):
-        if actor.get(resource):
-            actor[resource] = round(actor[resource] / replicas, 4)
+def _one_replica(deployment: dict[str, Any], calls: int) -> dict[str, Any]:
+    fixed = {"min_replicas": 1, "initial_replicas": 1, "max_replicas": 1, "target_ongoing_requests": calls}
     return {**deployment, "autoscaling_config": {**deployment.get("autoscaling_config", {}), **fixed},
-            "max_ongoing_requests": 1, "ray_actor_options": actor}  # fmt: skip
+            "max_ongoing_requests": calls}  # fmt: skip
 
 
 def deploy_config(
     config: Path,
     only: set[str],
     *,
-    replicas: int | Mapping[str, int] | None = None,
+    workers: int | Mapping[str, int] | None = None,
     http: bool = True,
     timeout: float = _READY_TIMEOUT,
 ) -> dict[str, str]:
     """Deploy the applications named in `only` (application name == model family) and wait until they run.
 
     Uses Serve's declarative deploy (what the `serve run`/`serve deploy` CLIs call), so the file's
-    `deployments[]` overrides apply unchanged, except that `replicas` (when given) fixes the replica count of
-    the per-item models (`with_replicas`). `http=False` starts no HTTP proxy (a run's own cluster is called
+    `deployments[]` overrides apply unchanged, except that `workers` (when given) sizes the per-item models for
+    a run's own cluster (`with_workers`). `http=False` starts no HTTP proxy (a run's own cluster is called
     through handles only). Returns family -> application name.
     """
     import yaml
@@ -73,7 +77,7 @@ def deploy_config(
     from ray.serve.schema import ServeDeploySchema
 
     parsed = yaml.safe_load(config.read_text())
-    schema = ServeDeploySchema.model_validate(with_replicas(parsed, replicas) if replicas else parsed)
+    schema = ServeDeploySchema.model_validate(with_workers(parsed, workers) if workers else parsed)
     apps = [app for app in schema.applications if app.name in only]
     missing = only - {app.name for app in apps}
     if missing:

@@ -64,18 +64,3 @@ def test_bad_input_found_by_the_run_is_reported_with_its_code(tmp_path, recorded
     assert job.main(args(tmp_path, "--profile", "offline")) == job.EXIT_BAD_INPUT  # one byte: not media
     [(status, error)] = recorded[0].finished
     assert status == "failed" and error is not None and error["code"] == "not_media"
-
-
-def test_a_short_input_gets_no_more_per_chunk_replicas_than_it_has_chunks():
-    one_chunk = job.embedded_replicas(2, duration=21.0, max_chunk_seconds=60.0, chunk_count=lambda: 1)
-    assert one_chunk == {"asr": 1, "diarize": 1, "tts": 2}  # lines are many: TTS keeps both
-    assert job.embedded_replicas(4, 21.0, 6.0, chunk_count=lambda: 3) == {"asr": 3, "diarize": 3, "tts": 4}
-    speech_free = job.embedded_replicas(2, 21.0, 60.0, chunk_count=lambda: 0)
-    assert speech_free == {"asr": 1, "diarize": 1, "tts": 2}
-
-
-def test_a_long_input_does_not_wait_for_its_chunk_plan():
-    def not_ready() -> int:
-        raise AssertionError("the chunk plan of a long input was awaited")
-
-    assert job.embedded_replicas(2, 600.0, 60.0, not_ready) == {"asr": 2, "diarize": 2, "tts": 2}

@@ -62,44 +62,60 @@ def test_gpu_config_shares_gpus_and_says_why() -> None:
     assert sum(fractions) <= 1.0  # at min_replicas all five share one GPU
 
 
-@pytest.mark.parametrize("replicas", [1, 2, 4])
-def test_parallelism_scales_the_per_item_models_within_the_same_cpu_share(replicas: int) -> None:
-    from pipeline.serving import PER_ITEM_FAMILIES, with_replicas
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_parallelism_sizes_each_per_item_model_as_one_replica_with_that_many_workers(workers: int) -> None:
+    from pipeline.serving import PER_ITEM_FAMILIES, with_workers
+    from serve_apps.asr.app import AsrAppArgs
+    from serve_apps.diarize.app import DiarizeAppArgs
+    from serve_apps.tts.app import TtsAppArgs
 
     raw = yaml.safe_load((CONFIGS / "serve-cpu.yaml").read_text())
-    scaled = ServeDeploySchema.model_validate(with_replicas(raw, replicas))  # still a valid Serve config
-    original = {app.name: app.deployments[0] for app in load("serve-cpu.yaml").applications}
-    total = 0.0
-    for app in scaled.applications:
+    sized = ServeDeploySchema.model_validate(with_workers(raw, workers))  # still a valid Serve config
+    original = {app.name: app for app in load("serve-cpu.yaml").applications}
+    arg_models = {"asr": AsrAppArgs, "diarize": DiarizeAppArgs, "tts": TtsAppArgs}
+    for app in sized.applications:
         [deployment] = app.deployments
-        share = deployment.ray_actor_options.num_cpus
-        before = original[app.name]
+        [before] = original[app.name].deployments
+        # The file's CPU share stays the replica's: one replica, so the applications fit as they did.
+        assert deployment.ray_actor_options.num_cpus == before.ray_actor_options.num_cpus
         if app.name in PER_ITEM_FAMILIES:
             auto = deployment.autoscaling_config
-            assert auto["min_replicas"] == auto["initial_replicas"] == auto["max_replicas"] == replicas
-            # One item at a time per replica: a request never queues behind another while a replica idles.
-            assert deployment.max_ongoing_requests == auto["target_ongoing_requests"] == 1
-            assert share == pytest.approx(before.ray_actor_options.num_cpus / replicas, abs=1e-4)
-            total += share * replicas
-        else:  # separation and translation keep the file's single replica
+            assert auto["min_replicas"] == auto["initial_replicas"] == auto["max_replicas"] == 1
+            # As many requests as engine workers: every caller's item runs at once, none queues behind another.
+            assert deployment.max_ongoing_requests == auto["target_ongoing_requests"] == workers
+            assert arg_models[app.name].model_validate(app.args).engine_workers == workers
+            # One request per batch where the app batches: no engine has a batch API, a batch only holds its items
+            # until the longest is done.
+            sized = {"engine_workers": workers, **({"max_batch_size": 1} if "max_batch_size" in app.args else {})}
+            assert app.args == {**original[app.name].args, **sized}
+            assert ("max_batch_size" in app.args) == (app.name in {"diarize", "tts"})
+        else:  # separation and translation stay as the file says
             assert deployment.autoscaling_config == before.autoscaling_config
-            total += share
-    assert total <= 1.5 + 1e-3  # every replica still fits on 2 cores next to the pipeline's own tasks
+            assert app.args == original[app.name].args
     with pytest.raises(ValueError):
-        with_replicas(raw, 0)
+        with_workers(raw, 0)
 
 
-def test_replicas_per_family_scale_only_the_families_named():
-    from pipeline.serving import with_replicas
+def test_workers_per_family_size_only_the_families_named():
+    from pipeline.serving import with_workers
 
     raw = yaml.safe_load((CONFIGS / "serve-cpu.yaml").read_text())
-    scaled = ServeDeploySchema.model_validate(with_replicas(raw, {"asr": 1, "diarize": 1, "tts": 2}))
-    original = {app.name: app.deployments[0] for app in load("serve-cpu.yaml").applications}
-    replicas = {app.name: app.deployments[0].autoscaling_config for app in scaled.applications}
-    assert replicas["asr"]["max_replicas"] == replicas["diarize"]["max_replicas"] == 1
-    assert replicas["tts"]["min_replicas"] == replicas["tts"]["max_replicas"] == 2
-    tts = next(app for app in scaled.applications if app.name == "tts").deployments[0]
-    assert tts.ray_actor_options.num_cpus == pytest.approx(original["tts"].ray_actor_options.num_cpus / 2, abs=1e-4)
-    assert replicas["translate"] == original["translate"].autoscaling_config
+    sized = ServeDeploySchema.model_validate(with_workers(raw, {"tts": 2}))
+    apps = {app.name: app for app in sized.applications}
+    assert apps["tts"].args["engine_workers"] == 2 and apps["tts"].deployments[0].max_ongoing_requests == 2
+    assert "engine_workers" not in apps["asr"].args and "engine_workers" not in apps["diarize"].args
     with pytest.raises(ValueError, match="separate"):
-        with_replicas(raw, {"separate": 2})
+        with_workers(raw, {"separate": 2})
+
+
+def test_engine_workers_are_offered_by_the_per_item_apps_only():
+    from pydantic import ValidationError
+
+    from serve_apps.separate.app import SeparateAppArgs
+    from serve_apps.tts.app import TtsAppArgs
+
+    assert TtsAppArgs.model_validate({}).engine_workers == 1  # one call at a time unless a run asks for more
+    with pytest.raises(ValidationError):
+        TtsAppArgs.model_validate({"engine_workers": 0})
+    with pytest.raises(ValidationError):
+        SeparateAppArgs.model_validate({"engine_workers": 2})

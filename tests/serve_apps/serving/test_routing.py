@@ -1,14 +1,14 @@
-"""The pipeline's per-item deployments, as `with_replicas` configures them, give every caller an idle replica.
+"""The pipeline's per-item deployments, as `with_workers` sizes them for a run's own cluster: one replica that runs
+as many calls at once as the run has callers, so no item waits while an engine worker idles.
 
-Two Ray actors (each with its own handle, so its own router and queue-length cache, as the pipeline's Data actors
-have) call a two-replica deployment one item at a time. With the file's options (max_ongoing_requests 32) Serve
-often routed both callers to the same replica, where the second item waited for the first while the other
-replica idled; with one request per replica no item waits on a busy replica.
+Two Ray actors (each with its own handle, as the pipeline's Data actors have) send lines one after the other to
+the real TTS shim, whose engine (a fake that blocks its thread 50 ms per character) logs when each call ran, on
+which thread and for which text.
 """
 
 from __future__ import annotations
 
-import asyncio
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,42 +16,43 @@ import yaml
 from tests.serve_apps.serving.conftest import ROOT, TEST_DEPLOYMENT
 
 CONFIG = ROOT / "serve_apps" / "configs" / "serve-cpu.yaml"
-CALLS_PER_CALLER = 8
 
 
-def tts_options(replicas: int) -> dict:  # type: ignore[type-arg]
-    from pipeline.serving import with_replicas
+def sized_tts_args(workers: int, log: Path) -> dict:  # type: ignore[type-arg]
+    """The tts application's args as a run with `workers` callers deploys it, serving the recording engine. Batches
+    wait up to 0.5 s to fill, so that any two lines sent together would share one if batches could hold two."""
+    from pipeline.serving import with_workers
 
-    config = with_replicas(yaml.safe_load(CONFIG.read_text()), replicas)
-    [deployment] = next(a for a in config["applications"] if a["name"] == "tts")["deployments"]
-    return {key: deployment[key] for key in ("max_ongoing_requests", "autoscaling_config", "ray_actor_options")}
+    config = with_workers(yaml.safe_load(CONFIG.read_text()), workers)
+    app = next(a for a in config["applications"] if a["name"] == "tts")
+    [deployment] = app["deployments"]
+    options = {key: deployment[key] for key in ("max_ongoing_requests", "autoscaling_config", "ray_actor_options")}
+    return {
+        **app["args"],
+        "engine": "tests.serve_apps.serving.fakes:RecordingTtsEngine",
+        "engine_kwargs": {"log": str(log)},
+        "batch_wait_timeout_s": 0.5,
+        "deployment": {**options, "graceful_shutdown_timeout_s": TEST_DEPLOYMENT["graceful_shutdown_timeout_s"]},
+    }
+
+
+def calls_in(log: Path) -> list[tuple[float, float, str, str]]:
+    """(start, end, thread, text) of every engine call, in the order they ended."""
+    rows = (line.split(maxsplit=3) for line in log.read_text().splitlines())
+    return [(float(start), float(end), thread, text) for start, end, thread, text in rows]
+
+
+def most_at_once(calls: list[tuple[float, float, str, str]]) -> int:
+    edges = sorted([(start, 1) for start, *_ in calls] + [(end, -1) for _, end, *_ in calls])
+    active = most = 0
+    for _, step in edges:
+        active += step
+        most = max(most, active)
+    return most
 
 
 @pytest.fixture(scope="module")
-def two_replicas(deploy):  # type: ignore[no-untyped-def]
-    from ray import serve
-
-    @serve.deployment
-    class Worker:
-        """Works 0.2 s on one item at a time (a lock, as the real shims' one engine thread) and says on which
-        replica, and whether the item found the replica busy and had to wait."""
-
-        def __init__(self) -> None:
-            self.replica = serve.get_replica_context().replica_id.unique_id
-            self.engine = asyncio.Lock()
-
-        async def work(self, item: int) -> tuple[str, bool]:
-            queued = self.engine.locked()
-            async with self.engine:
-                await asyncio.sleep(0.2)
-            return self.replica, queued
-
-    options = {**tts_options(2), "graceful_shutdown_timeout_s": TEST_DEPLOYMENT["graceful_shutdown_timeout_s"]}
-    deploy(Worker.options(**options).bind(), "routing")
-    return "routing"
-
-
-def test_no_item_waits_on_a_busy_replica(two_replicas: str) -> None:
+def caller_class():  # type: ignore[no-untyped-def]
     import ray
 
     @ray.remote(num_cpus=0.05)
@@ -59,16 +60,47 @@ def test_no_item_waits_on_a_busy_replica(two_replicas: str) -> None:
         def __init__(self, app: str) -> None:
             from ray import serve
 
-            self.handle = serve.get_deployment_handle("Worker", app_name=app)
+            self.handle = serve.get_deployment_handle("Synthesizer", app_name=app)
 
-        def run(self, count: int) -> list[tuple[str, bool]]:
-            return [self.handle.work.remote(i).result() for i in range(count)]
+        def run(self, lines: list[str]) -> list[float]:
+            return [self.handle.synthesize.remote(text, "en", "tone").result().duration for text in lines]
 
-    callers = [Caller.remote(two_replicas) for _ in range(2)]
-    ray.get([c.run.remote(1) for c in callers])  # both routers know both replicas
-    items = [item for done in ray.get([c.run.remote(CALLS_PER_CALLER) for c in callers]) for item in done]
+    return Caller
 
-    assert len(items) == 2 * CALLS_PER_CALLER
-    assert len({replica for replica, _ in items}) == 2
-    waited = sum(queued for _, queued in items)
-    assert waited == 0, f"{waited} of {len(items)} items waited on a busy replica while the other one was free"
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_replica_runs_every_callers_line_at_once(deploy, caller_class, tmp_path: Path, workers: int) -> None:
+    import ray
+
+    from serve_apps.tts.app import build_app
+
+    log = tmp_path / "calls.log"
+    deploy(build_app(sized_tts_args(workers, log)), f"routing{workers}")
+    callers = [caller_class.remote(f"routing{workers}") for _ in range(2)]
+    lines = [f"line {i}" for i in range(4)]  # 0.3 s each
+    durations = [d for done in ray.get([c.run.remote(lines) for c in callers]) for d in done]
+
+    assert durations == [pytest.approx(0.1)] * 8
+    calls = calls_in(log)
+    assert len(calls) == 8
+    assert len({thread for _, _, thread, _ in calls}) == workers
+    # Two callers each keep one line in flight: with two workers both run at once, with one never.
+    assert most_at_once(calls) == workers
+
+
+def test_a_short_line_is_not_held_back_by_a_long_one(deploy, caller_class, tmp_path: Path) -> None:
+    import ray
+
+    from serve_apps.tts.app import build_app
+
+    log = tmp_path / "calls.log"
+    deploy(build_app(sized_tts_args(2, log)), "coupling")
+    long_line, short_lines = " ".join(["a long line"] * 3), ["one", "two", "six"]  # 1.75 s, then 0.15 s each
+    long_caller, short_caller = (caller_class.remote("coupling") for _ in range(2))
+    ray.get([long_caller.run.remote(["warm"]), short_caller.run.remote(["warm"])])
+    ray.get([long_caller.run.remote([long_line]), short_caller.run.remote(short_lines)])
+
+    ended = {text: end for _, end, _, text in calls_in(log)}
+    # Sent together, the first short line shares no batch with the long one: the short caller's three lines are
+    # all spoken while the long line still is (in one batch they would have waited for it, a worker idle).
+    assert max(ended[text] for text in short_lines) < ended[long_line]
