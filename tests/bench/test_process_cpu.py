@@ -71,5 +71,7 @@ def test_a_command_that_burns_a_core_and_runs_ffmpeg_is_measured(tmp_path):
     burn = [float(v) for v in rows["driver"]]
     encode = [float(v) for v in rows["subprocesses of the driver (ffmpeg)"]]
     assert 75.0 <= burn[0] <= 105.0  # one busy core while it burned
-    assert burn[1] < 15.0 and 40.0 <= encode[1] <= 105.0  # then ffmpeg worked, not the driver
+    # then ffmpeg worked, not the driver; `-threads 1` is x264's: ffmpeg's filter graph runs on another thread, so
+    # the step may read a little over one core (105.3 once under a full `make test`)
+    assert burn[1] < 15.0 and 40.0 <= encode[1] <= 130.0
     assert encode[0] == 0.0
