@@ -1,4 +1,5 @@
-"""Inputs unlike the fixtures: no speech at all; portrait VP9 in Matroska with 44.1 kHz stereo; 8 kHz mono."""
+"""Inputs unlike the fixtures: no speech at all; portrait VP9 in Matroska, 48 kHz stereo, the picture longer
+than the sound; 8 kHz mono."""
 
 from __future__ import annotations
 
@@ -35,10 +36,15 @@ def test_speech_free_input_keeps_its_soundtrack(tmp_path, artifact_dir, monkeypa
     assert float(abs(mixed.samples).max()) > 0.05  # the music is still there
 
 
-def test_portrait_vp9_matroska_stereo_44k(conversation, tmp_path, artifact_dir):
+def test_portrait_vp9_matroska_stereo_48k_picture_longer_than_its_sound(conversation, tmp_path, artifact_dir):
+    """The picture runs 3 s past the end of the audio track: the dub keeps the whole picture, and its audio track
+    runs to the end of it (silence after the sound ends), nothing cut at the sound's end."""
     mkv = tmp_path / "portrait.mkv"
-    ffmpeg("-i", str(conversation.path), "-vf", "transpose=1", "-c:v", "libvpx-vp9", "-deadline", "realtime",
-           "-cpu-used", "8", "-b:v", "200k", "-c:a", "libopus", "-ac", "2", "-ar", "48000", str(mkv))  # fmt: skip
+    ffmpeg("-i", str(conversation.path), "-vf", "transpose=1,tpad=stop_mode=clone:stop_duration=3",
+           "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k",
+           "-c:a", "libopus", "-ac", "2", "-ar", "48000", str(mkv))  # fmt: skip
+    source = probe_media(mkv)
+    assert source.video is not None and source.video.duration - source.audio[0].duration > 2.5
     out = tmp_path / "out"
     request = DubRequest(input=mkv, targets=("es",), out_dir=out, profile="offline", separation="none",
                          max_speedup=1.6)  # fmt: skip
@@ -48,7 +54,10 @@ def test_portrait_vp9_matroska_stereo_44k(conversation, tmp_path, artifact_dir):
     assert dub.video is not None and dub.video.display_size[1] > dub.video.display_size[0]  # still portrait
     assert dub.video.codec == "vp9"  # copied, not re-encoded
     assert [a.language for a in dub.audio] == ["spa"]
-    assert dub.duration == pytest.approx(probe_media(mkv).duration, abs=0.06)
+    assert dub.duration == pytest.approx(source.duration, abs=0.06)
+    assert dub.audio[0].duration == pytest.approx(source.video.duration, abs=0.06)
+    doc = TranscriptDocument.model_validate_json((out / "portrait.transcript.json").read_text())
+    assert len(doc.languages["es"].lines) == len(conversation.lines)
 
 
 def test_telephone_band_mono_keeps_two_speakers_apart(conversation, tmp_path, artifact_dir):
