@@ -86,8 +86,8 @@ def test_parallelism_sizes_each_per_item_model_as_one_replica_with_that_many_wor
             assert arg_models[app.name].model_validate(app.args).engine_workers == workers
             # One request per batch where the app batches: no engine has a batch API, a batch only holds its items
             # until the longest is done.
-            sized = {"engine_workers": workers, **({"max_batch_size": 1} if "max_batch_size" in app.args else {})}
-            assert app.args == {**original[app.name].args, **sized}
+            run_args = {"engine_workers": workers, **({"max_batch_size": 1} if "max_batch_size" in app.args else {})}
+            assert app.args == {**original[app.name].args, **run_args}
             assert ("max_batch_size" in app.args) == (app.name in {"diarize", "tts"})
         else:  # separation and translation stay as the file says
             assert deployment.autoscaling_config == before.autoscaling_config
