@@ -211,20 +211,44 @@ def speech_spans(
     return spans
 
 
-def check_pairs(profile: str, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
-    """Every target must be reachable from `source` (from some language when the source is not known yet)."""
+def check_pairs(
+    profile: str,
+    source: str | None,
+    targets: list[str],
+    pairs: set[tuple[str, str]],
+    *,
+    detected_confidence: float | None = None,
+) -> None:
+    """Every target must be reachable from `source` (from some language when the source is not known yet).
+    `detected_confidence`: `source` was detected from the speech with this probability; the error then says so
+    and how to name the language (accented speech can be taken for another language)."""
     available = ", ".join(f"{a}->{b}" for a, b in sorted(pairs))
     for target in targets:
         if source is None:
             ok = any(b == target for _, b in pairs)
         else:
             ok = source == target or (source, target) in pairs  # same language: re-voicing, no translation
-        if not ok:
-            raise UnsupportedLanguagePairError(
-                f"the {profile} profile cannot translate {source or 'any language'} -> {target}; "
-                f"available pairs: {available}",
-                details={"source": source, "target": target, "pairs": sorted(f"{a}-{b}" for a, b in pairs)},
+        if ok:
+            continue
+        details = {"source": source, "target": target, "pairs": sorted(f"{a}-{b}" for a, b in pairs)}
+        message = f"the {profile} profile cannot translate {source or 'any language'} -> {target}"
+        if detected_confidence is not None:
+            details["detected_confidence"] = round(detected_confidence, 3)
+            message = (
+                f"the speech was detected as {source} (confidence {detected_confidence:.0%}) and {message}; if it is "
+                "in another language, name it (`--from LANG`, or the job's `source_language`)"
             )
+        raise UnsupportedLanguagePairError(f"{message}; available pairs: {available}", details=details)
+
+
+def detection_confidence(analyses: list[ChunkAnalysis], language: str) -> float:
+    """How sure the ASR was of `language`: its detection probability in the chunks that heard it, weighted by
+    their seconds of speech."""
+    heard = [(a.language_probability, sum(s.duration for s in a.segments)) for a in analyses if a.language == language]
+    weight = sum(w for _, w in heard)
+    if not heard or weight <= 0:
+        return max((p for p, _ in heard), default=0.0)
+    return sum(p * w for p, w in heard) / weight
 
 
 def separation_engine(choice: str, profile: ProfileModels) -> str:
@@ -301,7 +325,8 @@ class DubRun:
         else:
             language = source or self._vote_language(analyses)
         if source is None and has_speech:
-            self._check_pairs(language, targets, pairs)
+            confidence = detection_confidence(analyses, language)
+            check_pairs(self.profile.name, language, targets, pairs, detected_confidence=confidence)
             redo = [a.chunk for a in analyses if a.language != language and a.segments]
             if redo:  # chunks that detected another language are transcribed again in the majority language
                 forced = ctx.model_copy(update={"language": language})

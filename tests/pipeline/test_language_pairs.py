@@ -1,0 +1,59 @@
+import pytest
+
+from octavia.errors import UnsupportedLanguagePairError
+from octavia.records import Segment
+from pipeline.chunking import Chunk
+from pipeline.dub import check_pairs, detection_confidence
+from pipeline.records import ChunkAnalysis
+
+PAIRS = {("en", "es"), ("es", "en"), ("es", "pt")}
+
+
+def analysis(index: int, language: str, probability: float, speech: list[tuple[float, float]]) -> ChunkAnalysis:
+    segments = tuple(Segment(id=i, start=a, end=b, text="x") for i, (a, b) in enumerate(speech))
+    return ChunkAnalysis(
+        chunk=Chunk(start=index * 60.0, end=(index + 1) * 60.0, index=index),
+        language=language,
+        language_probability=probability,
+        segments=segments,
+        windows=(),
+        embeddings_key="k",
+        stems_key=None,
+    )
+
+
+def test_confidence_is_the_speech_weighted_probability_of_the_chunks_that_heard_the_language():
+    analyses = [
+        analysis(0, "ja", 0.5, [(0.0, 30.0)]),  # 30 s of speech
+        analysis(1, "ja", 0.8, [(60.0, 70.0)]),  # 10 s
+        analysis(2, "en", 0.99, [(120.0, 180.0)]),  # another language: not counted
+    ]
+    assert detection_confidence(analyses, "ja") == pytest.approx((0.5 * 30 + 0.8 * 10) / 40)
+    assert detection_confidence(analyses, "en") == pytest.approx(0.99)
+    assert detection_confidence(analyses, "fr") == 0.0
+
+
+def test_a_detected_language_without_a_pair_says_how_sure_the_detection_was_and_how_to_name_the_language():
+    with pytest.raises(UnsupportedLanguagePairError) as info:
+        check_pairs("offline", "ja", ["es"], PAIRS, detected_confidence=0.526)
+    message = info.value.message
+    assert "detected as ja (confidence 53%)" in message
+    assert "--from LANG" in message and "source_language" in message
+    assert "available pairs: en->es, es->en, es->pt" in message
+    assert info.value.details["detected_confidence"] == 0.526
+    assert (info.value.details["source"], info.value.details["target"]) == ("ja", "es")
+
+
+def test_a_named_language_without_a_pair_is_not_called_detected():
+    with pytest.raises(UnsupportedLanguagePairError) as info:
+        check_pairs("offline", "en", ["pt"], PAIRS)
+    expected = "the offline profile cannot translate en -> pt; available pairs: en->es, es->en, es->pt"
+    assert info.value.message == expected
+    assert "detected_confidence" not in info.value.details
+
+
+def test_reachable_targets_and_re_voicing_pass():
+    check_pairs("offline", "es", ["en", "pt", "es"], PAIRS, detected_confidence=0.9)
+    check_pairs("offline", None, ["es", "pt"], PAIRS)
+    with pytest.raises(UnsupportedLanguagePairError, match="any language -> fr"):
+        check_pairs("offline", None, ["fr"], PAIRS)
