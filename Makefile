@@ -55,6 +55,7 @@ bench: setup
 	$(PY) -m bench.run api-cpu
 	$(PY) -m bench.run scaling
 	$(PY) -m bench.run pipeline
+	$(PY) -m bench.run speedup --pairs 3
 
 lock: $(STAMP)
 	{ echo "# Every transitive pin of the .venv, regenerated with: make lock"; \

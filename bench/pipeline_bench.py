@@ -167,6 +167,80 @@ def run(
     return results
 
 
+@dataclass(frozen=True)
+class Pair:
+    """A serve-p2 run next to a serve-p1 run of the same input: only such a pair compares parallelism, because
+    the host's speed drifts between runs (docs/benchmarks.md: p2 swung by 18 % on one machine, p1 by 0.4 %)."""
+
+    p2: Measurement
+    p1: Measurement
+    p2_first: bool
+
+    @property
+    def speedup(self) -> float:
+        return self.p1.wall_seconds / self.p2.wall_seconds
+
+    @property
+    def dub_speedup(self) -> float:
+        return self.p1.dub_seconds / self.p2.dub_seconds
+
+
+def pair_orders(pairs: int) -> list[tuple[str, str]]:
+    """The order of the two runs in each pair, alternating, so that neither parallelism always runs first (on a
+    warmer or a quieter host)."""
+    return [("serve-p2", "serve-p1") if i % 2 == 0 else ("serve-p1", "serve-p2") for i in range(pairs)]
+
+
+def run_pairs(
+    minutes: float, pairs: int, work: Path, on_result: Callable[[list[Pair]], None] = lambda _: None
+) -> list[Pair]:
+    """(b) as `pairs` alternating pairs of serve-p2 and serve-p1 on a `minutes` input; `on_result` gets the pairs
+    measured so far after each one."""
+    if pairs < 1:
+        raise ValueError(f"pairs must be at least 1, got {pairs}")
+    sample = long_conversation(work, minutes)
+    done: list[Pair] = []
+    for i, order in enumerate(pair_orders(pairs), 1):
+        runs = {}
+        for name in order:
+            print(f"[bench] pair {i}/{pairs}: {name} on {minutes:g} min ...", flush=True)
+            runs[name] = run_case(CASES[name], sample.path, sample.duration, minutes, work)
+            print(f"[bench] {name}: {runs[name].wall_seconds:.1f} s wall", flush=True)
+        done.append(Pair(runs["serve-p2"], runs["serve-p1"], p2_first=order[0] == "serve-p2"))
+        on_result(done)
+    return done
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def report_pairs(pairs: list[Pair]) -> str:
+    lines = [
+        "Each pair is a serve-p2 and a serve-p1 run of the same input, one after the other, the order alternating "
+        "from pair to pair; (b) = p1 wall ÷ p2 wall.",
+        "",
+        "| pair | order | p2 wall | p1 wall | (b) | p2 start-up | p1 start-up | (b) without start-up |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, pair in enumerate(pairs, 1):
+        order = "p2, p1" if pair.p2_first else "p1, p2"
+        lines.append(
+            f"| {i} | {order} | {pair.p2.wall_seconds:.1f} s | {pair.p1.wall_seconds:.1f} s | {pair.speedup:.2f}× | "
+            f"{pair.p2.startup_seconds:.1f} s | {pair.p1.startup_seconds:.1f} s | {pair.dub_speedup:.2f}× |"
+        )
+    speedups = [p.speedup for p in pairs]
+    lines += [
+        "",
+        f"- (b) parallelism 2 vs 1, median of {len(pairs)} pair{'s' if len(pairs) > 1 else ''}: "
+        f"{_median(speedups):.2f}× (range {min(speedups):.2f}-{max(speedups):.2f}×; without start-up "
+        f"{_median([p.dub_speedup for p in pairs]):.2f}×; target ≥ 1.7×)",
+    ]
+    return "\n".join(lines)
+
+
 def _load(work: Path) -> dict[tuple[str, float], Measurement]:
     path = work / "results.json"
     if not path.exists():

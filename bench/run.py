@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     pipe.add_argument("--long-minutes", type=float, default=60.0, help="0 to skip the long-input memory case")
     pipe.add_argument("--cases", default="serve-p2,serve-p2-spleeter,serve-p1,local")
     pipe.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
+    pairs = sub.add_parser("speedup", help="(b) as the median of alternating serve-p2 / serve-p1 pairs")
+    pairs.add_argument("--minutes", type=float, default=10.0)
+    pairs.add_argument("--pairs", type=int, default=3)
+    pairs.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
     api = sub.add_parser("api", help="control plane under load: GET /v1/jobs/{id} p99, POST /v1/jobs throughput")
     api.add_argument("--seconds", type=int, default=30)
     api.add_argument("--get-rate", type=float, default=300.0)
@@ -102,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         run(
             args.minutes, args.long_minutes or None, args.work, [c for c in args.cases.split(",") if c], on_result=write
         )
+    if args.what == "speedup":
+        from bench.pipeline_bench import report_pairs, run_pairs
+
+        def write_pairs(done: list) -> None:  # type: ignore[type-arg]
+            title = f"Parallel speedup (b): alternating pairs on a {args.minutes:g}-minute dub"
+            write_section("speedup", title, report_pairs(done), speed)
+
+        run_pairs(args.minutes, args.pairs, args.work, on_result=write_pairs)
     if args.what == "api":
         from bench.api_bench import report as api_report
         from bench.api_bench import run as run_api
