@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -211,12 +212,6 @@ def run_pairs(
     return done
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def report_pairs(pairs: list[Pair]) -> str:
     lines = [
         "Each pair is a serve-p2 and a serve-p1 run of the same input, one after the other, the order alternating "
@@ -235,8 +230,8 @@ def report_pairs(pairs: list[Pair]) -> str:
     lines += [
         "",
         f"- (b) parallelism 2 vs 1, median of {len(pairs)} pair{'s' if len(pairs) > 1 else ''}: "
-        f"{_median(speedups):.2f}× (range {min(speedups):.2f}-{max(speedups):.2f}×; without start-up "
-        f"{_median([p.dub_speedup for p in pairs]):.2f}×; target ≥ 1.7×)",
+        f"{statistics.median(speedups):.2f}× (range {min(speedups):.2f}-{max(speedups):.2f}×; without start-up "
+        f"{statistics.median([p.dub_speedup for p in pairs]):.2f}×; target ≥ 1.7×)",
     ]
     return "\n".join(lines)
 

@@ -244,11 +244,11 @@ def check_pairs(
 def detection_confidence(analyses: list[ChunkAnalysis], language: str) -> float:
     """How sure the ASR was of `language`: its detection probability in the chunks that heard it, weighted by
     their seconds of speech."""
-    heard = [(a.language_probability, sum(s.duration for s in a.segments)) for a in analyses if a.language == language]
-    weight = sum(w for _, w in heard)
-    if not heard or weight <= 0:
-        return max((p for p, _ in heard), default=0.0)
-    return sum(p * w for p, w in heard) / weight
+    heard = [a for a in analyses if a.language == language]
+    seconds = sum(a.speech_seconds for a in heard)
+    if seconds <= 0:  # heard only in chunks without segments (or not at all)
+        return max((a.language_probability for a in heard), default=0.0)
+    return sum(a.language_probability * a.speech_seconds for a in heard) / seconds
 
 
 def separation_engine(choice: str, profile: ProfileModels) -> str:
@@ -295,7 +295,7 @@ class DubRun:
         targets = list(dict.fromkeys(normalize(t) for t in req.targets))
         source = normalize(req.source) if req.source else None
         pairs = set(self.clients.translation_pairs())
-        self._check_pairs(source, targets, pairs)
+        check_pairs(self.profile.name, source, targets, pairs)
 
         self.progress("prepare", 0, 1)
         prepared = prepared or prepare_input(req, self.store, self.models)
@@ -407,9 +407,6 @@ class DubRun:
         return result
 
     # -- steps -----------------------------------------------------------------------------------------
-    def _check_pairs(self, source: str | None, targets: list[str], pairs: set[tuple[str, str]]) -> None:
-        check_pairs(self.profile.name, source, targets, pairs)
-
     def _analyze(self, ctx: StageContext, chunks: Any, result: DubResult) -> list[ChunkAnalysis]:
         rows = [{"chunk": c.model_dump_json()} for c in longest_first(chunks, lambda c: c.end - c.start)]
         analyses: list[ChunkAnalysis] = []
@@ -457,7 +454,7 @@ class DubRun:
     def _vote_language(analyses: list[ChunkAnalysis]) -> str:
         votes: Counter[str] = Counter()
         for a in analyses:
-            votes[a.language] += sum(s.duration for s in a.segments) or 1e-3 * a.language_probability
+            votes[a.language] += a.speech_seconds or 1e-3 * a.language_probability
         return votes.most_common(1)[0][0]
 
     def _speakers(self, analyses: list[ChunkAnalysis]) -> Diarization:

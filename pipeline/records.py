@@ -49,6 +49,11 @@ class ChunkAnalysis(Record):
     embeddings_key: str  # artifact key of the (len(windows), dim) float32 array
     stems_key: str | None  # artifact key of the chunk's separated vocals/background, when separation ran
 
+    @property
+    def speech_seconds(self) -> float:
+        """How much speech the chunk's language detection rests on (what its vote and its confidence weigh)."""
+        return sum(s.duration for s in self.segments)
+
 
 class SpeakerSummary(Record):
     speaker: str
