@@ -56,6 +56,7 @@ bench: setup
 	$(PY) -m bench.run scaling
 	$(PY) -m bench.run pipeline
 	$(PY) -m bench.run speedup --pairs 3
+	$(PY) -m bench.run redub
 
 lock: $(STAMP)
 	{ echo "# Every transitive pin of the .venv, regenerated with: make lock"; \

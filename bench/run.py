@@ -4,6 +4,7 @@
     python -m bench.run api [--seconds 30] [--get-rate 300] [--post-connections 4,8,16]
     python -m bench.run api-cpu [--requests 3000] [--concurrency 8] [--profile FILE]
     python -m bench.run scaling [--lines 40] [--chunks 2]
+    python -m bench.run redub [--minutes 10] [--edits 3]
 
 Each benchmark owns one section of docs/benchmarks.md (between `<!-- bench:NAME -->` markers) and rewrites only
 that section, with the machine, the date and the command that produced it.
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     scale.add_argument("--lines", type=int, default=40)
     scale.add_argument("--chunks", type=int, default=2, help="60 s ASR chunks per process")
     scale.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
+    redub = sub.add_parser("redub", help="`octavia redub` of one line of a long dub, as the user waits for it")
+    redub.add_argument("--minutes", type=float, default=10.0)
+    redub.add_argument("--edits", type=int, default=3, help="lines shortened (then one made too long)")
+    redub.add_argument("--work", type=Path, default=ROOT / "out" / "bench")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -134,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
         write_section("scaling", "Two cores without Ray: the ceiling for the dub's parallel speedup",
                       scaling_report(run_scaling(args.lines, args.chunks, args.work)), speed)  # fmt: skip
+    if args.what == "redub":
+        from bench.redub_bench import report as redub_report
+        from bench.redub_bench import run as run_redub
+
+        write_section("redub", f"Redub one line of a {args.minutes:g}-minute dub (offline profile, es)",
+                      redub_report(run_redub(args.minutes, args.work, args.edits), args.minutes), speed)  # fmt: skip
     print(f"results in {DOC}")
     return 0
 

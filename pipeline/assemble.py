@@ -10,10 +10,12 @@ from pathlib import Path
 
 from octavia.audio import AudioClip
 from octavia.records import Segment
-from pipeline.artifacts import ArtifactStore
+from pipeline.artifacts import ArtifactStore, content_key
 from pipeline.media.probe import MediaInfo
+from pipeline.mux import AudioTrack, EarlierOutput, KeptPicture, Picture, mux, output_suffix, start_picture
 from pipeline.progress import timed
 from pipeline.records import DubbedLine, DubRequest, LanguageResult
+from pipeline.timeline import LineTiming, VideoSlowdown
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,21 @@ def assemble_language(
     path_for: Callable[[str], Path],
     stem: str,
     progress: Callable[[str, int, int], None] = lambda *_: None,
+    background_key: str | None = None,
+    earlier: EarlierOutput | None = None,
 ) -> LanguageResult:
     """`lines` carry their synthesized audio (artifact key) and duration; their `fit` is (re)computed here.
     Files go to `path_for(name)` (temporary names, renamed by the caller). Audio is processed block by block
-    (pipeline.mix), so memory does not grow with the length of the video."""
+    (pipeline.mix), so memory does not grow with the length of the video.
+
+    What a rebuild (a redub) would do again the same way is kept: sped-up lines in the store (stage
+    `stretched`), the slowed spans of the background when `background_key` names its content (`retimed`), and
+    the picture of `earlier` (this language's current video) when the new plan retimes it the same way."""
     import tempfile
 
     from pipeline.mix import WavSink, WavSource, mix_to_file, place_lines, retime_blocks
-    from pipeline.mux import AudioTrack, mux, output_suffix, start_picture
     from pipeline.subtitles import cues_from_plan, write_subtitles
     from pipeline.timefit import plan_fit
-    from pipeline.timeline import LineTiming
 
     by_segment = {s.id: s for s in segments}
     progress(f"assemble:{target}", 0, 1)
@@ -71,20 +77,21 @@ def assemble_language(
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
         # A picture to retime or burn subtitles into is encoded meanwhile: x264 and the audio work below each
         # leave part of the two cores idle (docs/benchmarks.md).
-        picture = start_picture(request.input, Path(work), plan=plan, subtitles_to_burn=burn)
+        picture = start_picture(request.input, Path(work), plan=plan, subtitles_to_burn=burn, earlier=earlier)
         try:
             dub_track = Path(work) / "dub.wav"
             with WavSink(dub_track, MIX_RATE, 1) as sink, timed(f"place lines {target}", log):
                 # One line stretch per core at a time: the driver's assembly is the serial tail of every dub.
                 place_lines(plan, lambda sid: _line_audio(store, keys.get(sid)), sink, sample_rate=MIX_RATE,
-                            workers=os.cpu_count() or 1)  # fmt: skip
+                            workers=os.cpu_count() or 1, stretched=_StoredStretches(store, keys))  # fmt: skip
             bed = WavSource(background)
             if plan.has_slowdown:
                 with (
                     WavSink(Path(work) / "bed.wav", bed.sample_rate, bed.channels) as retimed,
                     timed(f"retime background {target}", log),
                 ):
-                    retime_blocks(bed, plan, retimed, workers=os.cpu_count() or 1)
+                    spans = _StoredSpans(store, background_key) if background_key else None
+                    retime_blocks(bed, plan, retimed, workers=os.cpu_count() or 1, stretched=spans)
                 bed = WavSource(Path(work) / "bed.wav")
             with timed(f"mix {target}", log):
                 mix_to_file(WavSource(dub_track), bed, wav, speech=plan.speech_spans(), ducking=request.ducking,
@@ -92,7 +99,7 @@ def assemble_language(
             progress(f"assemble:{target}", 1, 1)
 
             progress(f"mux:{target}", 0, 1)
-            with timed(f"mux {target}" + (f" (picture re-encoded: {picture.reason})" if picture else ""), log):
+            with timed(f"mux {target}" + (f" (picture {_picture_note(picture)})" if picture else ""), log):
                 mux(
                     request.input,
                     [AudioTrack(path=wav, language=target)],
@@ -114,3 +121,47 @@ def assemble_language(
 
 def _line_audio(store: ArtifactStore, key: str | None) -> AudioClip | None:
     return None if key is None else AudioClip.read(str(store.audio_path("lines", key)))
+
+
+def _picture_note(picture: Picture | KeptPicture) -> str:
+    return picture.reason if isinstance(picture, KeptPicture) else f"re-encoded: {picture.reason}"
+
+
+class _StoredStretches:
+    """Sped-up lines in the artifact store, keyed by the line's audio, its speed and the stretcher."""
+
+    def __init__(self, store: ArtifactStore, audio_keys: Mapping[int, str]) -> None:
+        from pipeline.timefit import stretcher
+
+        self.store, self.audio_keys, self.stretcher = store, audio_keys, stretcher()
+
+    def _key(self, segment_id: int, speed: float) -> str | None:
+        audio = self.audio_keys.get(segment_id)
+        return None if audio is None else content_key("stretched", {"speed": speed, "by": self.stretcher}, audio)
+
+    def get(self, segment_id: int, speed: float) -> AudioClip | None:
+        key = self._key(segment_id, speed)
+        return None if key is None else self.store.get_audio("stretched", key)
+
+    def put(self, segment_id: int, speed: float, clip: AudioClip) -> None:
+        if (key := self._key(segment_id, speed)) is not None:
+            self.store.put_audio("stretched", key, clip)
+
+
+class _StoredSpans:
+    """Stretched spans of the background in the artifact store, keyed by its content, the span and the stretcher."""
+
+    def __init__(self, store: ArtifactStore, background_key: str) -> None:
+        from pipeline.timefit import stretcher
+
+        self.store, self.background_key, self.stretcher = store, background_key, stretcher()
+
+    def _key(self, span: VideoSlowdown) -> str:
+        config = {"start": span.start, "end": span.end, "to": span.output_duration, "by": self.stretcher}
+        return content_key("retimed", config, self.background_key)
+
+    def get(self, slowdown: VideoSlowdown) -> AudioClip | None:
+        return self.store.get_audio("retimed", self._key(slowdown))
+
+    def put(self, slowdown: VideoSlowdown, clip: AudioClip) -> None:
+        self.store.put_audio("retimed", self._key(slowdown), clip)

@@ -662,6 +662,7 @@ class DubRun:
                 lines=lines,
                 store=self.store,
                 background=background[2],
+                background_key=background[1],
                 duration=duration,
                 info=info,
                 path_for=outputs.path,

@@ -264,6 +264,22 @@ def _as_channels(block: np.ndarray, channels: int) -> np.ndarray:
     return np.tile(block.mean(axis=0, keepdims=True), (channels, 1)).astype(np.float32)
 
 
+class StretchedLines(Protocol):
+    """Sped-up line audio kept by segment id and speed (thread-safe: `place_lines` calls it from its workers)."""
+
+    def get(self, segment_id: int, speed: float) -> AudioClip | None: ...
+
+    def put(self, segment_id: int, speed: float, clip: AudioClip) -> None: ...
+
+
+class StretchedSpans(Protocol):
+    """Slowed spans of one source, stretched, kept by their slow-down (thread-safe, as `StretchedLines`)."""
+
+    def get(self, slowdown: VideoSlowdown) -> AudioClip | None: ...
+
+    def put(self, slowdown: VideoSlowdown, clip: AudioClip) -> None: ...
+
+
 def build_dub_track(plan: FitPlan, lines: Mapping[int, AudioClip], *, sample_rate: int, channels: int = 1) -> AudioClip:
     """Every line's speech, sped up by its planned factor, at its planned place: one track `plan.duration` long."""
     sink = ArraySink(channels, sample_rate)
@@ -281,24 +297,36 @@ def place_lines(
     channels: int = 1,
     block_seconds: float = BLOCK_SECONDS,
     workers: int = 1,
+    stretched: StretchedLines | None = None,
 ) -> None:
     """Write the dub track to `sink` block by block: a line's clip is loaded and stretched when the first block
     it reaches is built and dropped after the last, so memory holds one block and the lines crossing it.
     Lines are stretched `STRETCH_BATCH` at a time (one ffmpeg process), on `workers` threads (so on as many
-    cores), at most `2 * workers` batches ahead of the block being built."""
+    cores), at most `2 * workers` batches ahead of the block being built. `stretched` keeps sped-up lines from
+    one run to the next (a redub re-stretches only the lines whose audio or speed changed)."""
     total = round(plan.duration * sample_rate)
     block = max(1, round(block_seconds * sample_rate))
     fits = sorted(plan.lines, key=lambda f: f.start)
 
     def prepare(batch: Sequence[LineFit]) -> list[AudioClip]:
-        clips = []
-        for fit in batch:
-            audio = line_audio(fit.segment_id)
+        kept = [
+            stretched.get(f.segment_id, f.speed) if stretched is not None and f.speed != 1.0 else None for f in batch
+        ]
+        todo = [k for k, clip in enumerate(kept) if clip is None]
+        jobs = []
+        for k in todo:
+            audio = line_audio(batch[k].segment_id)
             if audio is None:
-                raise ValueError(f"no audio for segment {fit.segment_id}; the plan and the synthesized lines disagree")
-            clips.append((audio, fit.speed))
+                raise ValueError(f"no audio for segment {batch[k].segment_id}; the plan and the synthesized lines "
+                                 "disagree")  # fmt: skip
+            jobs.append((audio, batch[k].speed))
         # Stretched at the line's own rate (TTS: 24 kHz), then brought to the mix's: half the vocoder work.
-        return [conform(clip, sample_rate, channels) for clip in stretch_many(clips)]
+        done = dict(zip(todo, stretch_many(jobs), strict=True))
+        if stretched is not None:
+            for k, clip in done.items():
+                if batch[k].speed != 1.0:
+                    stretched.put(batch[k].segment_id, batch[k].speed, clip)
+        return [conform(done[k] if clip is None else clip, sample_rate, channels) for k, clip in enumerate(kept)]
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="place-lines") as pool:
         clips = _in_order_batched(pool, prepare, fits, 2 * max(1, workers))
@@ -370,11 +398,18 @@ def retime(clip: AudioClip, plan: FitPlan) -> AudioClip:
 
 
 def retime_blocks(
-    source: Source, plan: FitPlan, sink: Sink, block_seconds: float = BLOCK_SECONDS, *, workers: int = 1
+    source: Source,
+    plan: FitPlan,
+    sink: Sink,
+    block_seconds: float = BLOCK_SECONDS,
+    *,
+    workers: int = 1,
+    stretched: StretchedSpans | None = None,
 ) -> None:
     """`retime` from a source to a sink: unchanged stretches are copied block by block, slowed spans (a line's
     length) are stretched in memory, `STRETCH_BATCH` per ffmpeg process on `workers` threads as in `place_lines`,
-    at most `2 * workers` batches ahead of the one being written."""
+    at most `2 * workers` batches ahead of the one being written. `stretched` keeps the stretched spans of this
+    source from one run to the next."""
     sr = source.sample_rate
     block = max(1, round(block_seconds * sr))
     source_frames = round(plan.source_duration * sr)
@@ -399,10 +434,18 @@ def retime_blocks(
 
     def retimed(batch: list[tuple[VideoSlowdown, np.ndarray]]) -> list[np.ndarray]:
         clips = [(s, AudioClip(samples[0] if source.channels == 1 else samples, sr)) for s, samples in batch]
-        stretched = iter(stretch_many([(span, 1.0 / s.factor) for s, span in clips if _stretchable(span, s)]))
+        kept = [stretched.get(s) if stretched is not None and _stretchable(span, s) else None for s, span in clips]
+        todo = [k for k, (s, span) in enumerate(clips) if kept[k] is None and _stretchable(span, s)]
+        done = dict(zip(todo, stretch_many([(clips[k][1], 1.0 / clips[k][0].factor) for k in todo]), strict=True))
+        if stretched is not None:
+            for k, clip in done.items():
+                stretched.put(clips[k][0], clip)
         pieces = []
-        for s, span in clips:
-            played = next(stretched).samples if _stretchable(span, s) else _faded(span.samples, sr)
+        for k, ((s, span), clip) in enumerate(zip(clips, kept, strict=True)):
+            if not _stretchable(span, s):
+                played = _faded(span.samples, sr)
+            else:
+                played = (done[k] if clip is None else clip).samples
             pieces.append(_fit_frames(played, round(s.output_duration * sr)).reshape(source.channels, -1))
         return pieces
 

@@ -15,6 +15,7 @@ from pipeline.artifacts import ArtifactStore
 from pipeline.assemble import assemble_language
 from pipeline.dub import extract_mix
 from pipeline.media.probe import probe_media
+from pipeline.mux import EarlierOutput
 from pipeline.records import DubbedLine, TranscriptDocument
 from pipeline.stages import SynthesisJob, synthesis_key
 
@@ -122,12 +123,14 @@ def redub(
 
     info = probe_media(request.input)
     background = store.audio_path(doc.run.background_stage, doc.run.background_key)
+    background_key: str | None = doc.run.background_key
     if not background.exists():
         if doc.run.background_stage == "input":
             stream = info.require_audio()
             background = extract_mix(store, info, stream, doc.run.input_sha256)
+            background_key = background.stem
         elif (out_dir / f"{stem}.background.wav").exists():
-            background = out_dir / f"{stem}.background.wav"
+            background, background_key = out_dir / f"{stem}.background.wav", None  # 16-bit: not the stored one
         else:
             raise BadInputError("the separated background is no longer cached; run `octavia dub` again")
 
@@ -142,10 +145,12 @@ def redub(
             lines=lines,
             store=store,
             background=background,
+            background_key=background_key,
             duration=doc.duration,
             info=info,
             path_for=lambda name: tmp / name,
             stem=stem,
+            earlier=EarlierOutput(path=out_dir / current.outputs["video"], plan=current.plan),
         )
         texts = {line.segment_id: line.text for line in lines}
         translations = tuple(

@@ -85,6 +85,11 @@ def plan_fit(lines: Sequence[LineTiming], media_duration: float, max_speedup: fl
     )
 
 
+def stretcher() -> str:
+    """Which time-stretch this machine's ffmpeg gives `stretch` (part of the key of a kept stretched line)."""
+    return "rubberband transients=mixed" if has_filter("rubberband") else "atempo"
+
+
 def stretch(clip: AudioClip, factor: float) -> AudioClip:
     """Play `clip` `factor` times faster (factor < 1: slower) keeping its pitch; exactly round(n / factor) frames.
 

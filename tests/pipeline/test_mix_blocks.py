@@ -24,7 +24,7 @@ from pipeline.mix import (
     place_lines,
 )
 from pipeline.timefit import plan_fit
-from pipeline.timeline import LineTiming
+from pipeline.timeline import LineTiming, VideoSlowdown
 
 
 def _signal(seconds: float, rate: int, channels: int, seed: int = 3) -> np.ndarray:
@@ -84,6 +84,44 @@ def test_lines_placed_block_by_block_equal_one_block(workers):
     place_lines(plan, lines.get, sink, sample_rate=rate, block_seconds=0.77, workers=workers)
     assert np.array_equal(sink.samples()[0], whole.samples)
     assert any(f.speed > 1.0 for f in plan.lines)  # stretched lines are placed the same way too
+
+
+class _KeptStretches:
+    def __init__(self) -> None:
+        self.clips: dict[tuple[int, float], AudioClip] = {}
+
+    def get(self, segment_id: int, speed: float) -> AudioClip | None:
+        return self.clips.get((segment_id, speed))
+
+    def put(self, segment_id: int, speed: float, clip: AudioClip) -> None:
+        self.clips[(segment_id, speed)] = clip
+
+
+def test_kept_stretches_are_placed_without_stretching_the_lines_again():
+    rate = 24_000
+    lengths = [2.3, 1.5, 2.4, 1.2, 2.2, 1.9]  # in 2 s slots: every other line is sped up
+    timings = [LineTiming(segment_id=i, start=1.0 + 2.5 * i, end=3.0 + 2.5 * i, synth_duration=n)
+               for i, n in enumerate(lengths)]  # fmt: skip
+    plan = plan_fit(timings, 18.0)
+    rng = np.random.default_rng(2)
+    lines = {i: AudioClip(rng.normal(0, 0.1, int(n * rate)).astype(np.float32), rate) for i, n in enumerate(lengths)}
+    sped = {f.segment_id for f in plan.lines if f.speed > 1.0}
+    assert sped == {0, 2, 4}
+    kept = _KeptStretches()
+    first = ArraySink(1, rate)
+    place_lines(plan, lines.get, first, sample_rate=rate, workers=2, stretched=kept)
+    assert {sid for sid, _ in kept.clips} == sped  # lines at their own speed are not worth keeping
+    asked: list[int] = []
+
+    def line_audio(segment_id: int) -> AudioClip | None:
+        asked.append(segment_id)
+        return lines.get(segment_id)
+
+    second = ArraySink(1, rate)
+    place_lines(plan, line_audio, second, sample_rate=rate, workers=2, stretched=kept)
+    assert sorted(asked) == [1, 3, 5]  # the sped-up lines came as they were kept
+    assert np.array_equal(second.samples(), first.samples())
+    assert np.array_equal(first.samples()[0], build_dub_track(plan, lines, sample_rate=rate).samples)
 
 
 def test_a_line_without_audio_fails_the_placement_with_several_workers():
@@ -152,3 +190,42 @@ def test_retime_on_several_workers_equals_one_worker():
     retime_blocks(source, plan, several, block_seconds=0.4, workers=3)
     assert several.samples().shape[1] == round(plan.duration * rate)
     assert np.array_equal(several.samples(), one.samples())
+
+
+class _KeptSpans:
+    def __init__(self) -> None:
+        self.clips: dict[tuple[float, float, float], AudioClip] = {}
+
+    def get(self, slowdown: VideoSlowdown) -> AudioClip | None:
+        return self.clips.get((slowdown.start, slowdown.end, slowdown.output_duration))
+
+    def put(self, slowdown: VideoSlowdown, clip: AudioClip) -> None:
+        self.clips[(slowdown.start, slowdown.end, slowdown.output_duration)] = clip
+
+
+def test_kept_spans_are_retimed_without_stretching_them_again(monkeypatch):
+    import pipeline.mix
+    from pipeline.mix import retime_blocks
+    from pipeline.timeline import LineTiming
+
+    rate = 16_000
+    timings = [LineTiming(segment_id=i, start=0.5 + 1.5 * i, end=1.5 + 1.5 * i, synth_duration=1.6 + 0.2 * i)
+               for i in range(5)]  # fmt: skip
+    plan = plan_fit(timings, 8.5, max_speedup=1.1)
+    source = ArraySource(AudioClip(_signal(8.5, rate, 2), rate))
+    kept = _KeptSpans()
+    first, second = ArraySink(2, rate), ArraySink(2, rate)
+    retime_blocks(source, plan, first, block_seconds=0.4, workers=2, stretched=kept)
+    assert len(kept.clips) == len(plan.slowdowns) >= 4
+
+    stretched: list[int] = []
+    real = pipeline.mix.stretch_many
+
+    def counting(jobs):  # type: ignore[no-untyped-def]
+        stretched.append(len(jobs))
+        return real(jobs)
+
+    monkeypatch.setattr(pipeline.mix, "stretch_many", counting)
+    retime_blocks(source, plan, second, block_seconds=0.4, workers=2, stretched=kept)
+    assert sum(stretched) == 0
+    assert np.array_equal(second.samples(), first.samples())

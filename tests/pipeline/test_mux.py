@@ -11,7 +11,7 @@ from octavia.audio import AudioClip
 from octavia.errors import MediaProcessingError, UnsupportedLanguageError
 from pipeline.media.extract import extract_audio
 from pipeline.media.probe import probe_media
-from pipeline.mux import AudioTrack, mux, start_picture, video_reencode_reason
+from pipeline.mux import AudioTrack, EarlierOutput, KeptPicture, Picture, mux, start_picture, video_reencode_reason
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import FitPlan, LineTiming
@@ -209,6 +209,33 @@ def test_a_picture_is_started_only_when_it_must_change_and_a_cancelled_one_stops
     picture.cancel()
     with pytest.raises(MediaProcessingError, match="re-encode the picture"):
         picture.wait()  # killed: what a mux waiting for it would report
+
+
+def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, tmp_path: Path):
+    plan = _slowed_plan()
+    first = mux(media.mp4, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+                tmp_path / "first.mp4", plan=plan)  # fmt: skip
+    earlier = EarlierOutput(path=first, plan=plan)
+    kept = start_picture(media.mp4, tmp_path, plan=plan, earlier=earlier)
+    assert isinstance(kept, KeptPicture)
+    second = mux(media.mp4, [AudioTrack(path=_dub_wav(tmp_path / "e.wav", plan.duration, 700.0), language="es")],
+                 tmp_path / "second.mp4", plan=plan, picture=kept)  # fmt: skip
+    assert _video_md5(second) == _video_md5(first)
+    assert probe_media(second).audio[0].duration == pytest.approx(3.4, abs=0.05)
+
+    slower = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.5)], media_duration=3.0)
+    assert slower.has_slowdown and slower.slowdowns != plan.slowdowns
+    subs = write_subtitles([Cue(start=0.0, end=1.0, text="HOLA")], tmp_path / "s.srt")
+    not_kept = [
+        {"plan": slower, "earlier": earlier},  # another retiming
+        {"plan": plan, "earlier": earlier, "subtitles_to_burn": subs},  # the text changed the picture
+        {"plan": plan, "earlier": EarlierOutput(path=tmp_path / "gone.mp4", plan=plan)},
+        {"plan": plan, "earlier": EarlierOutput(path=media.mp4, plan=plan)},  # 3.0 s: not the plan's 3.4 s
+    ]
+    for arguments in not_kept:
+        picture = start_picture(media.mp4, tmp_path, **arguments)
+        assert isinstance(picture, Picture), arguments
+        picture.cancel()
 
 
 def test_mux_failure_leaves_no_file(media: Media, tmp_path: Path):

@@ -151,3 +151,33 @@ def test_redub_one_line_rebuilds_only_what_changed(dubbed, artifact_dir, tmp_pat
         probe_media(out / "talk.es.mp4").duration, abs=0.05
     )
     assert not list(copy.glob(".octavia-partial-*"))
+
+
+def test_redub_keeps_the_picture_while_the_retiming_stays(dubbed, artifact_dir, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from pipeline.redub import redub
+
+    _, doc, out = dubbed
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    lines = doc.languages["es"].lines
+    too_long = ("Esta frase es mucho más larga que la original y no cabe en su sitio, así que el vídeo tendrá que ir "
+                "más despacio mientras suena.")  # fmt: skip
+    redub(copy / "talk.transcript.json", language="es", edits={lines[1].segment_id: too_long},
+          artifact_dir=artifact_dir)  # fmt: skip
+    slowed = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
+    assert slowed.plan.has_slowdown  # the picture was retimed: encoded once
+    picture = video_md5(copy / "talk.es.mp4")
+    assert picture != video_md5(out / "talk.es.mp4")
+
+    with caplog.at_level(logging.INFO, logger="pipeline.assemble"):
+        redub(copy / "talk.transcript.json", language="es", edits={lines[3].segment_id: "Hola."},
+              artifact_dir=artifact_dir)  # fmt: skip
+    again = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
+    assert again.plan.slowdowns == slowed.plan.slowdowns
+    assert "kept from the earlier output" in caplog.text
+    assert video_md5(copy / "talk.es.mp4") == picture
+    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(again.plan.duration, abs=0.08)
+    assert next(line for line in again.lines if line.segment_id == lines[3].segment_id).text == "Hola."
