@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,10 +54,10 @@ def dubbed(work: Path, minutes: float) -> tuple[Path, Path]:
     return transcript, artifacts
 
 
-def edits(doc: TranscriptDocument, shorter: int) -> list[tuple[str, DubbedLine, str]]:
+def edits(lines: Sequence[DubbedLine], shorter: int) -> list[tuple[str, DubbedLine, str]]:
     """`shorter` lines spread over the dub, each cut to half its words (the slow-downs stay as they are), then one
-    line said three times over (too long for its slot: a new slow-down)."""
-    plain = [line for line in doc.languages[LANGUAGE].lines
+    line said three times over (too long for its slot: a new slow-down). Only lines that slowed nothing down."""
+    plain = [line for line in lines
              if line.fit is not None and line.fit.slowdown is None and len(line.text.split()) >= 4]  # fmt: skip
     if len(plain) < shorter + 1:
         raise RuntimeError(f"the dub has only {len(plain)} lines to edit")
@@ -67,6 +68,10 @@ def edits(doc: TranscriptDocument, shorter: int) -> list[tuple[str, DubbedLine, 
     return [*chosen, ("said three times", last, " ".join([last.text] * 3))]
 
 
+def _plan_lines(transcript: Path) -> tuple[DubbedLine, ...]:
+    return TranscriptDocument.model_validate_json(transcript.read_text()).languages[LANGUAGE].lines
+
+
 def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
     transcript, artifacts = dubbed(work, minutes)
     copy = work / f"redub-{minutes:g}min-run"
@@ -75,7 +80,7 @@ def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
     target = copy / transcript.name
     results = []
     try:
-        for edit, line, text in edits(TranscriptDocument.model_validate_json(target.read_text()), shorter):
+        for edit, line, text in edits(_plan_lines(target), shorter):
             before = TranscriptDocument.model_validate_json(target.read_text()).languages[LANGUAGE].plan
             print(f"[bench] redub line {line.segment_id} ({edit}) ...", flush=True)
             command = [sys.executable, "-m", "octavia.cli", "redub", str(target), "--lang", LANGUAGE,
