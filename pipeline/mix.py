@@ -438,8 +438,8 @@ def retime_blocks(
         todo = [k for k, (s, span) in enumerate(clips) if kept[k] is None and _stretchable(span, s)]
         done = dict(zip(todo, stretch_many([(clips[k][1], 1.0 / clips[k][0].factor) for k in todo]), strict=True))
         if stretched is not None:
-            for k, clip in done.items():
-                stretched.put(clips[k][0], clip)
+            for k, fresh in done.items():
+                stretched.put(clips[k][0], fresh)
         pieces = []
         for k, ((s, span), clip) in enumerate(zip(clips, kept, strict=True)):
             if not _stretchable(span, s):
