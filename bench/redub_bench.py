@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.media import long_conversation
+from pipeline.mux import same_retiming
 from pipeline.records import DubbedLine, TranscriptDocument
 
 LANGUAGE = "es"
@@ -32,10 +33,7 @@ class RedubTiming:
     wall_seconds: float
     slowdowns_before: int
     slowdowns_after: int
-
-    @property
-    def retimed(self) -> bool:
-        return self.slowdowns_after != self.slowdowns_before
+    retimed: bool  # the plan slows the video over other spans than before: the picture is encoded again
 
 
 def dubbed(work: Path, minutes: float) -> tuple[Path, Path]:
@@ -90,7 +88,10 @@ def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
                            env={**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifacts)})  # fmt: skip
             wall = time.monotonic() - started
             after = TranscriptDocument.model_validate_json(target.read_text()).languages[LANGUAGE].plan
-            results.append(RedubTiming(edit, line.segment_id, wall, len(before.slowdowns), len(after.slowdowns)))
+            retimed = not same_retiming(before, after)
+            results.append(
+                RedubTiming(edit, line.segment_id, wall, len(before.slowdowns), len(after.slowdowns), retimed)
+            )
             print(f"[bench] {wall:.1f} s", flush=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)

@@ -33,10 +33,10 @@ def test_too_few_lines_to_edit_is_said():
 
 def test_report_separates_kept_and_re_encoded_pictures():
     results = [
-        RedubTiming("half the words", 3, 14.0, 49, 49),
-        RedubTiming("half the words", 7, 12.0, 49, 49),
-        RedubTiming("half the words", 9, 20.0, 49, 49),
-        RedubTiming("said three times", 11, 30.0, 49, 50),
+        RedubTiming("half the words", 3, 14.0, 49, 49, retimed=False),
+        RedubTiming("half the words", 7, 12.0, 49, 49, retimed=False),
+        RedubTiming("half the words", 9, 20.0, 49, 49, retimed=False),
+        RedubTiming("said three times", 11, 30.0, 49, 50, retimed=True),
     ]
     text = report(results, 10.0)
     assert "| said three times | 11 | 30.0 s | 49 → 50 | encoded again |" in text
