@@ -159,8 +159,9 @@ def _picture_unchanged(earlier: EarlierOutput, plan: FitPlan | None, info: Media
     video = kept.video
     if video is None or video.codec not in MP4_VIDEO_CODECS or info.video is None:
         return False
-    source = info.video  # an odd side gets one black column or row when encoded (`_video_encode_args`)
-    if (video.width, video.height) != (source.width + source.width % 2, source.height + source.height % 2):
+    # Encoding turns a rotated picture upright and gives an odd side one black column or row.
+    width, height = info.video.display_size
+    if (video.width, video.height) != (width + width % 2, height + height % 2):
         return False
     length = video.duration or kept.duration
     return length is not None and abs(length - plan.duration) < 0.1

@@ -211,14 +211,16 @@ def test_a_picture_is_started_only_when_it_must_change_and_a_cancelled_one_stops
         picture.wait()  # killed: what a mux waiting for it would report
 
 
-def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, tmp_path: Path):
+@pytest.mark.parametrize("name", ["mp4", "portrait"])
+def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, tmp_path: Path, name: str):
+    source = getattr(media, name)  # a portrait picture comes out of the encode upright: 240x320, no rotation
     plan = _slowed_plan()
-    first = mux(media.mp4, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+    first = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
                 tmp_path / "first.mp4", plan=plan)  # fmt: skip
     earlier = EarlierOutput(path=first, plan=plan)
-    kept = start_picture(media.mp4, tmp_path, plan=plan, earlier=earlier)
+    kept = start_picture(source, tmp_path, plan=plan, earlier=earlier)
     assert isinstance(kept, KeptPicture)
-    second = mux(media.mp4, [AudioTrack(path=_dub_wav(tmp_path / "e.wav", plan.duration, 700.0), language="es")],
+    second = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "e.wav", plan.duration, 700.0), language="es")],
                  tmp_path / "second.mp4", plan=plan, picture=kept)  # fmt: skip
     assert _video_md5(second) == _video_md5(first)
     assert probe_media(second).audio[0].duration == pytest.approx(3.4, abs=0.05)
@@ -233,7 +235,7 @@ def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, 
         {"plan": plan, "earlier": EarlierOutput(path=media.mp4, plan=plan)},  # 3.0 s: not the plan's 3.4 s
     ]
     for arguments in not_kept:
-        picture = start_picture(media.mp4, tmp_path, **arguments)
+        picture = start_picture(source, tmp_path, **arguments)
         assert isinstance(picture, Picture), arguments
         picture.cancel()
 
