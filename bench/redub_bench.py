@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.media import long_conversation
 from pipeline.mux import same_retiming
-from pipeline.records import DubbedLine, TranscriptDocument
+from pipeline.records import DubbedLine, LanguageResult, TranscriptDocument
 
 LANGUAGE = "es"
 
@@ -66,8 +66,8 @@ def edits(lines: Sequence[DubbedLine], shorter: int) -> list[tuple[str, DubbedLi
     return [*chosen, ("said three times", last, " ".join([last.text] * 3))]
 
 
-def _plan_lines(transcript: Path) -> tuple[DubbedLine, ...]:
-    return TranscriptDocument.model_validate_json(transcript.read_text()).languages[LANGUAGE].lines
+def _dub(transcript: Path) -> LanguageResult:
+    return TranscriptDocument.model_validate_json(transcript.read_text()).languages[LANGUAGE]
 
 
 def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
@@ -78,8 +78,9 @@ def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
     target = copy / transcript.name
     results = []
     try:
-        for edit, line, text in edits(_plan_lines(target), shorter):
-            before = TranscriptDocument.model_validate_json(target.read_text()).languages[LANGUAGE].plan
+        dub = _dub(target)
+        before = dub.plan
+        for edit, line, text in edits(dub.lines, shorter):
             print(f"[bench] redub line {line.segment_id} ({edit}) ...", flush=True)
             command = [sys.executable, "-m", "octavia.cli", "redub", str(target), "--lang", LANGUAGE,
                        "--line", str(line.segment_id), "--text", text]  # fmt: skip
@@ -87,11 +88,12 @@ def run(minutes: float, work: Path, shorter: int = 3) -> list[RedubTiming]:
             subprocess.run(command, check=True, capture_output=True,
                            env={**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifacts)})  # fmt: skip
             wall = time.monotonic() - started
-            after = TranscriptDocument.model_validate_json(target.read_text()).languages[LANGUAGE].plan
+            after = _dub(target).plan
             retimed = not same_retiming(before, after)
             results.append(
                 RedubTiming(edit, line.segment_id, wall, len(before.slowdowns), len(after.slowdowns), retimed)
             )
+            before = after  # the next edit starts from this one's result
             print(f"[bench] {wall:.1f} s", flush=True)
     finally:
         shutil.rmtree(copy, ignore_errors=True)
