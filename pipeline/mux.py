@@ -9,11 +9,11 @@ When the picture must be re-encoded, `start_picture` can begin that encode as so
 the background while the dub's audio is built, and `mux(picture=...)` then copies its result. A redub whose fit
 plan slows the video exactly as before (and burns no subtitles) keeps the earlier output's picture instead.
 
-Audio: each dub track is AAC (ffmpeg's fast coder: twice as quick as the default twoloop, and at 192 kb/s closer to
-the source by SNR; docs/decisions.md), tagged with its ISO 639-2 language code (`spa`, `fre`, `ger`, ...), the
-first one flagged default. On request the original audio is appended last (copied when MP4 can hold its codec),
-tagged with its language if known. The file is written under a temporary name in the same folder and renamed at
-the end, so a failed or interrupted mux never leaves a half-written file under the final name.
+Audio: each dub track is AAC (ffmpeg's fast coder at 192 kb/s, encoded on every core: `pipeline.media.aac`),
+tagged with its ISO 639-2 language code (`spa`, `fre`, `ger`, ...), the first one flagged default. On request the
+original audio is appended last (copied when MP4 can hold its codec), tagged with its language if known. The file
+is written under a temporary name in the same folder and renamed at the end, so a failed or interrupted mux never
+leaves a half-written file under the final name.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 from octavia.errors import OctaviaError, UnsupportedLanguageError
 from octavia.languages import display_name, iso639_2
 from octavia.records import Record
+from pipeline.media.aac import BITRATE, CODEC, audio_frames, encode_aac, mux_input_args
 from pipeline.media.ffmpeg import FfmpegJob, filtergraph_value, run_ffmpeg
 from pipeline.media.probe import MediaInfo, VideoStreamInfo, probe_media
 from pipeline.timeline import FitPlan
@@ -36,8 +37,6 @@ from pipeline.timeline import FitPlan
 # Codecs ffmpeg's MP4 muxer stores (and common players read); anything else is re-encoded.
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mpeg1video"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
-AUDIO_BITRATE = "192k"
-AUDIO_CODEC = ["aac", "-aac_coder", "fast"]
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +204,8 @@ def mux(
         audio_meta.append((_original_tag(original_language, original.language), "Original"))
 
     with tempfile.TemporaryDirectory(prefix="octavia-mux-") as tmp:
+        # The dub tracks first: a picture still being encoded shares the cores with them.
+        encoded = [_encoded_track(Path(t.path), Path(tmp) / f"dub{k}.aac") for k, t in enumerate(tracks)]
         inputs = ["-i", str(info.path)]
         maps: list[str] = []
         codecs: list[str] = []
@@ -222,20 +223,21 @@ def mux(
                 else:
                     codecs += _video_encode_args(info.video, plan, subtitles_to_burn, Path(tmp))
 
-        for k, track in enumerate(tracks):
-            maps += ["-map", f"{len(inputs) // 2}:a:0"]
-            inputs += ["-i", str(Path(track.path).absolute())]
-            codecs += [f"-c:a:{k}", *AUDIO_CODEC, f"-b:a:{k}", AUDIO_BITRATE]
+        for k, track_input in enumerate(encoded):
+            maps += ["-map", f"{_input_count(inputs)}:a:0"]
+            inputs += track_input
+            codecs += [f"-c:a:{k}", "copy"]
 
         if original is not None:
             k = len(tracks)
             source = f"0:{original.index}"
             copyable = original.codec in MP4_AUDIO_CODECS
             if plan is not None and plan.has_slowdown:
-                source, copyable = f"{len(inputs) // 2}:a:0", False
-                inputs += ["-i", str(_retimed_original(info, original.index, plan, Path(tmp)))]
+                source, copyable = f"{_input_count(inputs)}:a:0", True
+                retimed = _retimed_original(info, original.index, plan, Path(tmp))
+                inputs += _encoded_track(retimed, Path(tmp) / "original.aac")
             maps += ["-map", source]
-            codecs += [f"-c:a:{k}", "copy"] if copyable else [f"-c:a:{k}", *AUDIO_CODEC, f"-b:a:{k}", AUDIO_BITRATE]
+            codecs += [f"-c:a:{k}", "copy"] if copyable else [f"-c:a:{k}", *CODEC, f"-b:a:{k}", BITRATE]
 
         meta: list[str] = []
         for k, (language, title) in enumerate(audio_meta):
@@ -255,6 +257,16 @@ def mux(
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
     return out_path
+
+
+def _input_count(inputs: list[str]) -> int:
+    return inputs.count("-i")
+
+
+def _encoded_track(wav: Path, out: Path) -> list[str]:
+    """ffmpeg input arguments for `wav` encoded to AAC beforehand, on every core."""
+    encoded = encode_aac(wav, out, parts=os.cpu_count() or 1)
+    return mux_input_args(encoded, audio_frames(wav)[1])
 
 
 def _original_tag(override: str | None, tagged: str | None) -> str:
