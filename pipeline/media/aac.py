@@ -20,7 +20,7 @@ BITRATE = "192k"
 CODEC = ["aac", "-aac_coder", "fast"]
 FRAME = 1024  # samples per AAC-LC frame
 PRIMING = 1024  # ffmpeg's encoder delay: its first frame codes the 1024 samples before the track
-PREROLL_FRAMES = 8  # with none, frames 27 and 28 after a join came out 5000x worse; with 2 or more, none
+PREROLL_FRAMES = 8  # none: 2 frames after a join came out ~5000x worse; 2 were enough (8 for margin)
 MIN_PART_SECONDS = 30.0  # shorter tracks take one encode: starting ffmpeg would cost more than it saves
 
 
