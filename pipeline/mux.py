@@ -29,7 +29,7 @@ from pathlib import Path
 from octavia.errors import OctaviaError, UnsupportedLanguageError
 from octavia.languages import display_name, iso639_2
 from octavia.records import Record
-from pipeline.media.aac import BITRATE, CODEC, audio_frames, encode_aac, mux_input_args
+from pipeline.media.aac import BITRATE, CODEC, encode_aac, mux_input_args
 from pipeline.media.ffmpeg import FfmpegJob, filtergraph_value, run_ffmpeg
 from pipeline.media.probe import MediaInfo, VideoStreamInfo, probe_media
 from pipeline.timeline import FitPlan
@@ -265,8 +265,7 @@ def _input_count(inputs: list[str]) -> int:
 
 def _encoded_track(wav: Path, out: Path) -> list[str]:
     """ffmpeg input arguments for `wav` encoded to AAC beforehand, on every core."""
-    encoded = encode_aac(wav, out, parts=os.cpu_count() or 1)
-    return mux_input_args(encoded, audio_frames(wav)[1])
+    return mux_input_args(encode_aac(wav, out, parts=os.cpu_count() or 1))
 
 
 def _original_tag(override: str | None, tagged: str | None) -> str:

@@ -11,6 +11,7 @@ error of the one-piece encode (docs/decisions.md).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from octavia.errors import MediaProcessingError
 from pipeline.media.ffmpeg import FfmpegJob
@@ -24,18 +25,26 @@ PREROLL_FRAMES = 8  # none: 2 frames after a join came out ~5000x worse; 2 were 
 MIN_PART_SECONDS = 30.0  # shorter tracks take one encode: starting ffmpeg would cost more than it saves
 
 
-def encode_aac(wav: str | Path, out: str | Path, *, parts: int = 1) -> Path:
+class EncodedAudio(NamedTuple):
+    """An ADTS AAC file from `encode_aac` and the sample rate it was encoded at."""
+
+    path: Path
+    sample_rate: int
+
+
+def encode_aac(wav: str | Path, out: str | Path, *, parts: int = 1) -> EncodedAudio:
     """`wav` as ADTS AAC at `out`, in up to `parts` spans encoded side by side. The stream starts with the
     encoder's priming frame, as one ffmpeg encode does: `mux_input_args` tells ffmpeg where its samples start."""
     wav, out = Path(wav).absolute(), Path(out).absolute()  # ffmpeg reads a relative `a:b.wav` as a URL
     frames, rate = audio_frames(wav)
     parts = max(1, min(parts, int(frames // (MIN_PART_SECONDS * rate))))
     cuts = [0, *(round(frames * k / parts / FRAME) * FRAME for k in range(1, parts)), frames]
+    starts = [max(0, cut - PREROLL_FRAMES * FRAME) for cut in cuts[:-1]]  # where each part's encode begins
     jobs: list[FfmpegJob] = []
     paths = [out.with_name(f"{out.stem}.part{k}.aac") for k in range(parts)]
     try:
         for k, path in enumerate(paths):
-            first = max(0, cuts[k] - PREROLL_FRAMES * FRAME)
+            first = starts[k]
             last = frames if k == parts - 1 else cuts[k + 1] + 2 * FRAME  # the kept frames' overlap reaches past
             span = f"atrim=start_sample={first}:end_sample={last},asetpts=PTS-STARTPTS"
             jobs.append(FfmpegJob(["-i", str(wav), "-af", span, "-c:a", *CODEC, "-b:a", BITRATE, "-f", "adts",
@@ -46,7 +55,7 @@ def encode_aac(wav: str | Path, out: str | Path, *, parts: int = 1) -> Path:
             for k, path in enumerate(paths):
                 packets = adts_frames(path.read_bytes())
                 # Packet j of an encode starting at sample s holds samples s + (j - 1) * FRAME onwards.
-                keep_from = 0 if k == 0 else (cuts[k] - max(0, cuts[k] - PREROLL_FRAMES * FRAME)) // FRAME + 1
+                keep_from = 0 if k == 0 else (cuts[k] - starts[k]) // FRAME + 1
                 keep_to = len(packets) if k == parts - 1 else keep_from + (cuts[k + 1] - cuts[k]) // FRAME + (k == 0)
                 if keep_to > len(packets):
                     raise MediaProcessingError(
@@ -59,13 +68,13 @@ def encode_aac(wav: str | Path, out: str | Path, *, parts: int = 1) -> Path:
             job.cancel()
         for path in paths:
             path.unlink(missing_ok=True)
-    return out
+    return EncodedAudio(out, rate)
 
 
-def mux_input_args(encoded: str | Path, sample_rate: int) -> list[str]:
+def mux_input_args(encoded: EncodedAudio) -> list[str]:
     """ffmpeg input arguments for an `encode_aac` stream: shifted back by the priming, so that its first packet
     starts before zero and the MP4 gets the edit list that one direct encode would give it."""
-    return ["-itsoffset", f"-{PRIMING / sample_rate:.9f}", "-i", str(Path(encoded).absolute())]
+    return ["-itsoffset", f"-{PRIMING / encoded.sample_rate:.9f}", "-i", str(encoded.path)]
 
 
 def audio_frames(path: Path) -> tuple[int, int]:

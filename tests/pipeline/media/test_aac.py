@@ -7,7 +7,7 @@ import pytest
 import soundfile
 
 from octavia.errors import MediaProcessingError
-from pipeline.media.aac import FRAME, MIN_PART_SECONDS, adts_frames, encode_aac, mux_input_args
+from pipeline.media.aac import FRAME, MIN_PART_SECONDS, EncodedAudio, adts_frames, encode_aac, mux_input_args
 from pipeline.media.ffmpeg import run_ffmpeg
 
 RATE = 48_000
@@ -28,10 +28,10 @@ def track(tmp_path_factory) -> Path:
     return path
 
 
-def _decoded(encoded: Path, tmp: Path, frames: int) -> np.ndarray:
+def _decoded(encoded: EncodedAudio, tmp: Path, frames: int) -> np.ndarray:
     """The stream as a player hears it (put in an M4A the way `mux` does, then decoded), cut to `frames`."""
-    m4a, wav = tmp / f"{encoded.stem}.m4a", tmp / f"{encoded.stem}.wav"
-    run_ffmpeg([*mux_input_args(encoded, RATE), "-c", "copy", str(m4a)], what="mux")
+    m4a, wav = tmp / f"{encoded.path.stem}.m4a", tmp / f"{encoded.path.stem}.wav"
+    run_ffmpeg([*mux_input_args(encoded), "-c", "copy", str(m4a)], what="mux")
     run_ffmpeg(["-i", str(m4a), "-c:a", "pcm_f32le", str(wav)], what="decode")
     decoded = soundfile.read(wav, dtype="float64")[0]
     # As from one ffmpeg encode straight into MP4: the last frame is played whole (ffmpeg 5.1 writes no end trim).
@@ -65,12 +65,13 @@ def test_a_short_track_is_one_encode_in_place(tmp_path: Path):
     tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     soundfile.write(tmp_path / "short.wav", tone, RATE, subtype="FLOAT")
     encoded = encode_aac(tmp_path / "short.wav", tmp_path / "short.aac", parts=8)
+    assert encoded.sample_rate == RATE
     decoded = _decoded(encoded, tmp_path, len(tone))
     assert np.abs(decoded[RATE // 2 : RATE] - tone[RATE // 2 : RATE]).max() < 0.01
 
 
 def test_adts_frames_are_split_by_their_headers_and_garbage_is_refused(track: Path, tmp_path: Path):
-    data = encode_aac(track, tmp_path / "t.aac").read_bytes()
+    data = encode_aac(track, tmp_path / "t.aac").path.read_bytes()
     frames = adts_frames(data)
     assert b"".join(frames) == data
     assert len(frames) == pytest.approx(soundfile.info(str(track)).frames / FRAME, abs=3)
