@@ -75,8 +75,8 @@ def assemble_language(
     burn = path_for(names["srt"]) if request.burn_subtitles else None
     wav = path_for(names["wav"])
     with tempfile.TemporaryDirectory(prefix=".assemble-", dir=wav.parent) as work:
-        # A picture to retime or burn subtitles into is encoded meanwhile: x264 and the audio work below each
-        # leave part of the two cores idle (docs/benchmarks.md).
+        # A picture that must be re-encoded (subtitles burned in, a codec MP4 cannot hold) is encoded meanwhile:
+        # x264 and the audio work below each leave part of the two cores idle (docs/benchmarks.md).
         picture = start_picture(request.input, Path(work), plan=plan, subtitles_to_burn=burn, earlier=earlier)
         try:
             dub_track = Path(work) / "dub.wav"

@@ -1,9 +1,11 @@
 """Put the dub tracks back with the picture: one MP4 (or M4A for audio-only input) per job.
 
-The video stream is copied bit for bit. It is re-encoded (H.264, libx264) only when
+The video stream is copied bit for bit. Where the fit plan slowed parts of the video down, the copied frames get
+new timestamps (ffmpeg's `setts` bitstream filter): a slowed frame is shown longer, as a player shows any
+variable-frame-rate video, and no pixel is re-encoded. The picture is re-encoded (H.264, libx264) only when
 - subtitles are burned into the picture,
-- the fit plan slowed parts of the video down (frames must be retimed), or
-- its codec cannot be stored in MP4 (e.g. VP8 or Theora from WebM/Ogg; VP9, AV1, H.264 and HEVC are copied).
+- its codec cannot be stored in MP4 (e.g. VP8 or Theora from WebM/Ogg; VP9, AV1, H.264 and HEVC are copied),
+and a re-encoded picture is retimed by `setpts` in the encode.
 
 When the picture must be re-encoded, `start_picture` can begin that encode as soon as the fit plan is known, in
 the background while the dub's audio is built, and `mux(picture=...)` then copies its result. A redub whose fit
@@ -32,11 +34,18 @@ from octavia.records import Record
 from pipeline.media.aac import BITRATE, CODEC, encode_aac, mux_input_args
 from pipeline.media.ffmpeg import FfmpegJob, filtergraph_value, run_ffmpeg
 from pipeline.media.probe import MediaInfo, VideoStreamInfo, probe_media
-from pipeline.timeline import FitPlan
+from pipeline.timeline import FitPlan, VideoSlowdown
 
 # Codecs ffmpeg's MP4 muxer stores (and common players read); anything else is re-encoded.
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mpeg1video"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac"})
+
+# Retimed timestamps are computed at this resolution: a coarse input time base (AVI's 1/25 s) would round a
+# slowed frame's new time by up to half a frame.
+RETIME_TIME_BASE = "1/90000"
+# Linux caps one command-line argument at 128 KiB (~600 spans of timestamp expression): a plan with more slowed
+# spans is applied in several copies of the picture, this many spans each.
+SPANS_PER_RETIME_PASS = 300
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +63,12 @@ def output_suffix(info: MediaInfo) -> str:
     return ".mp4" if info.has_video else ".m4a"
 
 
-def video_reencode_reason(info: MediaInfo, *, burn_subtitles: bool = False, plan: FitPlan | None = None) -> str | None:
-    """Why the video cannot simply be copied (None when it can)."""
+def video_reencode_reason(info: MediaInfo, *, burn_subtitles: bool = False) -> str | None:
+    """Why the video cannot simply be copied (None when it can; a slowed picture is copied and retimed)."""
     if info.video is None:
         return None
     if burn_subtitles:
         return "subtitles are burned in"
-    if plan is not None and plan.has_slowdown:
-        return "the fit plan slows parts of the video down"
     if info.video.codec not in MP4_VIDEO_CODECS:
         return f"{info.video.codec} video cannot be stored in MP4"
     return None
@@ -126,7 +133,7 @@ def start_picture(
     The caller waits through `mux(picture=...)` and cancels it if the run fails first. `earlier`: an output made
     from the same input before, whose picture is kept when it needs no change."""
     info = probe_media(video_input)
-    reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
+    reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None)
     if reason is None or info.video is None:
         return None
     if earlier is not None and subtitles_to_burn is None and _picture_unchanged(earlier, plan, info):
@@ -210,18 +217,23 @@ def mux(
         maps: list[str] = []
         codecs: list[str] = []
 
-        reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None, plan=plan)
+        reason = video_reencode_reason(info, burn_subtitles=subtitles_to_burn is not None)
         if info.video is not None:
             if picture is not None:
                 inputs += ["-i", str(picture.wait())]
                 maps += ["-map", "1:v:0"]
                 codecs += ["-c:v", "copy"]
+            elif reason is None:
+                passes = _retime_passes(plan.slowdowns) if plan is not None else []
+                source = f"0:{info.video.index}"
+                if len(passes) > 1:
+                    inputs += ["-i", str(_retimed_copy(info.path, info.video, passes[:-1], Path(tmp)))]
+                    source = f"{_input_count(inputs) - 1}:v:0"
+                maps += ["-map", source]
+                codecs += ["-c:v", "copy", *_hevc_tag(info.video)] + (["-bsf:v", passes[-1]] if passes else [])
             else:
                 maps += ["-map", f"0:{info.video.index}"]
-                if reason is None:
-                    codecs += ["-c:v", "copy"] + (["-tag:v", "hvc1"] if info.video.codec == "hevc" else [])
-                else:
-                    codecs += _video_encode_args(info.video, plan, subtitles_to_burn, Path(tmp))
+                codecs += _video_encode_args(info.video, plan, subtitles_to_burn, Path(tmp))
 
         for k, track_input in enumerate(encoded):
             maps += ["-map", f"{_input_count(inputs)}:a:0"]
@@ -257,6 +269,22 @@ def mux(
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
     return out_path
+
+
+def _hevc_tag(video: VideoStreamInfo) -> list[str]:
+    # Apple players read HEVC in MP4 only under the hvc1 tag.
+    return ["-tag:v", "hvc1"] if video.codec == "hevc" else []
+
+
+def _retimed_copy(path: Path, video: VideoStreamInfo, passes: Sequence[str], tmp: Path) -> Path:
+    """The picture alone, copied once per bitstream-filter chain in `passes` (each retiming the last copy)."""
+    source, stream = path, f"0:{video.index}"
+    for k, chain in enumerate(passes):
+        copy = tmp / f"retimed{k}.mp4"
+        run_ffmpeg(["-i", str(source), "-map", stream, "-c:v", "copy", *_hevc_tag(video), "-bsf:v", chain,
+                    "-an", "-sn", "-dn", str(copy)], what="retime the picture")  # fmt: skip
+        source, stream = copy, "0:v:0"
+    return source
 
 
 def _input_count(inputs: list[str]) -> int:
@@ -299,14 +327,47 @@ def _video_encode_args(
 
 
 def _retime_expression(plan: FitPlan) -> str:
-    """setpts expression mapping source time T to output time, piecewise linear over the slowed spans."""
+    """setpts expression mapping a frame's source time T to its output time, in time-base units."""
+    return f"{_retimed_seconds(plan.slowdowns, 'T')}/TB"
+
+
+def _retime_passes(slowdowns: Sequence[VideoSlowdown]) -> list[str]:
+    """`-bsf:v` chains giving copied packets their output timestamps, to apply one after another: one per
+    `SPANS_PER_RETIME_PASS` slowed spans, each given on the timeline the passes before it made."""
+    passes, shift = [], 0.0
+    for first in range(0, len(slowdowns), SPANS_PER_RETIME_PASS):
+        group = slowdowns[first : first + SPANS_PER_RETIME_PASS]
+        shifted = [s.model_copy(update={"start": s.start + shift, "end": s.end + shift}) for s in group]
+        passes.append(_retime_bitstream_filter(shifted, fine_time_base=first == 0))
+        shift += sum(s.added for s in group)
+    return passes
+
+
+def _retime_bitstream_filter(slowdowns: Sequence[VideoSlowdown], *, fine_time_base: bool) -> str:
+    """Map each packet's PTS, DTS and duration as `_retimed_seconds` maps a frame's time, after (`fine_time_base`)
+    putting the timestamps into a fine time base. PTS and DTS are both given: in ffmpeg 5.1 the default (`ts`)
+    expression sets PTS to the DTS, which breaks B-frames."""
+
+    def mapped(timestamp: str) -> str:
+        return f"{_retimed_seconds(slowdowns, f'({timestamp})*TB')}/TB"
+
+    retime = f"pts={mapped('PTS')}:dts={mapped('DTS')}:duration={mapped('PTS+DURATION')}-{mapped('PTS')}"
+    escaped = retime.replace(",", r"\,")  # an unescaped comma would end the filter in the chain
+    rebase = f"setts=pts=PTS:dts=DTS:time_base={RETIME_TIME_BASE}," if fine_time_base else ""
+    return f"{rebase}setts={escaped}"
+
+
+def _retimed_seconds(slowdowns: Sequence[VideoSlowdown], seconds: str) -> str:
+    """Expression for the output time, in seconds, of the source time `seconds` (an expression): piecewise linear
+    over the slowed spans."""
+    t = seconds if seconds.isidentifier() else f"({seconds})"
     terms = []
-    for s in plan.slowdowns:
+    for s in slowdowns:
         if s.duration > 0:
-            terms.append(f"{s.added:.6f}*clip((T-{s.start:.6f})/{s.duration:.6f},0,1)")
+            terms.append(f"{s.added:.6f}*clip(({t}-{s.start:.6f})/{s.duration:.6f},0,1)")
         else:  # a freeze: every frame after it shifts by the whole hold
-            terms.append(f"{s.added:.6f}*gt(T,{s.start:.6f})")
-    return f"(T+{_balanced_sum(terms)})/TB" if terms else "T/TB"
+            terms.append(f"{s.added:.6f}*gt({t},{s.start:.6f})")
+    return f"({t}+{_balanced_sum(terms)})" if terms else t
 
 
 def _balanced_sum(terms: list[str]) -> str:

@@ -46,3 +46,14 @@ def make_video(path: Path, audio: Path | None, *, seconds: float, size: str = "3
         args += ["-i", str(audio), "-c:a", "aac", "-b:a", "96k", "-shortest"]
     ffmpeg(*args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))
     return path
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times of the first video stream's frames, in the order the decoder gives the frames (which
+    is the order they are shown in: a B-frame with a wrong timestamp shows up as a time going back)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0",
+         str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return [float(line.split(",")[0]) for line in out.stdout.split()]

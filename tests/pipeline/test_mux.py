@@ -15,7 +15,7 @@ from pipeline.mux import AudioTrack, EarlierOutput, KeptPicture, Picture, mux, s
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import FitPlan, LineTiming
-from tests.factories import ffmpeg, tone
+from tests.factories import ffmpeg, frame_times, tone
 from tests.pipeline.conftest import Media
 
 
@@ -164,13 +164,63 @@ def _slowed_plan() -> FitPlan:
     return plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.0)], media_duration=3.0)
 
 
-@pytest.mark.parametrize("alongside", [False, True], ids=["encoded-by-the-mux", "picture-started-alongside"])
-def test_mux_applies_slowdown(media: Media, tmp_path: Path, alongside: bool):
+def _assert_frames_retimed(out: Path, source: Path, plan: FitPlan) -> None:
+    """Every frame of `source` is in `out`, shown at the plan's output time of its own time (on the source file's
+    clock, which starts at its earliest stream: ffmpeg shifts that to 0)."""
+    start = probe_media(source).start_time
+    expected = [plan.to_output_time(t - start) for t in frame_times(source)]
+    assert frame_times(out) == pytest.approx(expected, abs=2e-4)
+
+
+@pytest.mark.parametrize("name", ["mp4", "mkv", "mov", "webm_vp9", "portrait"])
+def test_a_slowed_picture_is_retimed_without_re_encoding(media: Media, tmp_path: Path, name: str):
+    source = getattr(media, name)
     plan = _slowed_plan()
     assert plan.duration == pytest.approx(3.4)
-    picture = start_picture(media.mp4, tmp_path, plan=plan) if alongside else None
+    assert video_reencode_reason(probe_media(source)) is None
+    assert start_picture(source, tmp_path, plan=plan) is None  # nothing to encode beforehand
+    out = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+              tmp_path / "slow.mp4", original_audio=True, plan=plan)  # fmt: skip
+    assert _video_md5(out) == _video_md5(source)  # the same packets: only their timestamps changed
+    _assert_frames_retimed(out, source, plan)
+    info = probe_media(out)
+    assert info.duration == pytest.approx(plan.duration, abs=0.05)
+    assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
+    assert info.audio[0].language == "spa"
+    assert info.video.display_size == probe_media(source).video.display_size  # a portrait stays upright
+
+
+def test_b_frames_are_retimed_in_the_order_they_are_shown(tmp_path: Path):
+    """x264's usual output stores frames out of display order (B-frames): each packet's display and decode times
+    must both be mapped, or frames are shown at the times of others."""
+    source = tmp_path / "b.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-c:v", "libx264", "-preset", "veryfast",
+           "-bf", "3", str(source))  # fmt: skip
+    plan = _slowed_plan()
+    out = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+              tmp_path / "slow.mp4", plan=plan)  # fmt: skip
+    assert _video_md5(out) == _video_md5(source)
+    _assert_frames_retimed(out, source, plan)
+
+
+def test_a_coarse_time_base_is_retimed_at_full_precision(tmp_path: Path):
+    """AVI counts time in frames (1/25 s): slowed frames must still land between two frames of the source."""
+    avi = tmp_path / "clip.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-c:v", "mpeg4", str(avi))
+    plan = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=2.6)], media_duration=3.0)
+    assert plan.has_slowdown
+    out = mux(avi, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+              tmp_path / "slow.mp4", plan=plan)  # fmt: skip
+    assert _video_md5(out) == _video_md5(avi)
+    _assert_frames_retimed(out, avi, plan)
+
+
+@pytest.mark.parametrize("alongside", [False, True], ids=["encoded-by-the-mux", "picture-started-alongside"])
+def test_a_picture_that_is_re_encoded_anyway_is_retimed_in_the_encode(media: Media, tmp_path: Path, alongside: bool):
+    plan = _slowed_plan()
+    picture = start_picture(media.webm_vp8, tmp_path, plan=plan) if alongside else None
     out = mux(
-        media.mp4,
+        media.webm_vp8,
         [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
         tmp_path / "slow.mp4",
         original_audio=True,
@@ -180,13 +230,15 @@ def test_mux_applies_slowdown(media: Media, tmp_path: Path, alongside: bool):
     if picture is not None:
         assert _video_md5(out) == _video_md5(picture.path)  # copied, not encoded a second time
     info = probe_media(out)
+    assert info.video.codec == "h264"
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
     assert [a.duration for a in info.audio] == pytest.approx([3.4, 3.4], abs=0.05)
-    assert info.audio[0].language == "spa"
+    # constant frame rate: each slowed source frame is shown by repeated frames, at the plan's time
+    assert max(abs(a - b) for a, b in zip(frame_times(out)[::5], np.arange(0, 3.4, 0.2), strict=False)) < 0.021
 
 
 @pytest.mark.parametrize("change", ["burn-subtitles", "slow-down"])
-def test_odd_sized_picture_is_padded_to_even_sides_when_re_encoded(tmp_path: Path, change: str):
+def test_odd_sized_picture_is_padded_to_even_sides_only_when_re_encoded(tmp_path: Path, change: str):
     odd = tmp_path / "odd.mp4"  # 4:4:4 H.264 holds odd sides; the 4:2:0 re-encode cannot
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=321x241:rate=25:duration=3", "-c:v", "libx264", "-preset", "ultrafast",
            "-pix_fmt", "yuv444p", str(odd))  # fmt: skip
@@ -198,22 +250,23 @@ def test_odd_sized_picture_is_padded_to_even_sides_when_re_encoded(tmp_path: Pat
     out = mux(odd, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", seconds), language="es")], tmp_path / "o.mp4",
               plan=plan, subtitles_to_burn=burn, picture=picture)  # fmt: skip
     video = probe_media(out).video
-    assert (video.codec, video.width, video.height) == ("h264", 322, 242)
+    # a slow-down only retimes the copied frames
+    assert (video.codec, video.width, video.height) == ("h264", 322, 242) if burn else ("h264", 321, 241)
     assert video.duration == pytest.approx(seconds, abs=0.08)
 
 
 def test_a_picture_is_started_only_when_it_must_change_and_a_cancelled_one_stops(media: Media, tmp_path: Path):
     assert start_picture(media.mp4, tmp_path) is None  # nothing to re-encode: the mux copies the input's
-    picture = start_picture(media.mp4, tmp_path, plan=_slowed_plan())
-    assert picture is not None and "slows" in picture.reason
+    assert start_picture(media.mp4, tmp_path, plan=_slowed_plan()) is None  # retimed as it is copied
+    picture = start_picture(media.webm_vp8, tmp_path, plan=_slowed_plan())
+    assert picture is not None and "vp8" in picture.reason
     picture.cancel()
     with pytest.raises(MediaProcessingError, match="re-encode the picture"):
         picture.wait()  # killed: what a mux waiting for it would report
 
 
-@pytest.mark.parametrize("name", ["mp4", "portrait"])
-def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, tmp_path: Path, name: str):
-    source = getattr(media, name)  # a portrait picture comes out of the encode upright: 240x320, no rotation
+def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, tmp_path: Path):
+    source = media.webm_vp8  # re-encoded whatever the plan: what an earlier output can spare
     plan = _slowed_plan()
     first = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
                 tmp_path / "first.mp4", plan=plan)  # fmt: skip
@@ -274,7 +327,31 @@ def test_mux_applies_hundreds_of_slowdowns(media: Media, tmp_path: Path):
         tmp_path / "slow.mp4",
         plan=plan,
     )
-    assert probe_media(out).video.duration == pytest.approx(plan.duration, abs=0.08)
+    assert _video_md5(out) == _video_md5(media.mp4)
+    _assert_frames_retimed(out, media.mp4, plan)
+
+
+def test_a_plan_longer_than_one_command_line_is_retimed_in_several_copies(media: Media, tmp_path: Path):
+    """A long video slowed in more places than one command-line argument can hold (Linux: 128 KiB) is retimed
+    in several copies of its picture; the rotation of a portrait video survives them."""
+    from pipeline.mux import SPANS_PER_RETIME_PASS, _retime_passes
+    from pipeline.timeline import VideoSlowdown
+
+    spans = tuple(
+        VideoSlowdown(start=0.01 + i * 0.0039, end=0.0115 + i * 0.0039, output_duration=0.0025) for i in range(700)
+    )
+    plan = FitPlan(source_duration=3.0, duration=3.0 + sum(s.added for s in spans), max_speedup=1.25, lines=(),
+                   slowdowns=spans)  # fmt: skip
+    assert len(_retime_passes(plan.slowdowns)) == 3
+    out = mux(media.portrait, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
+              tmp_path / "slow.mp4", plan=plan)  # fmt: skip
+    assert _video_md5(out) == _video_md5(media.portrait)
+    _assert_frames_retimed(out, media.portrait, plan)
+    assert probe_media(out).video.display_size == (240, 320)
+    # the longest numbers a pass can hold (a 30-hour video) still fit in one argument
+    far = [VideoSlowdown(start=99_999.123456 + i, end=99_999.654321 + i, output_duration=1.987654)
+           for i in range(SPANS_PER_RETIME_PASS)]  # fmt: skip
+    assert len(_retime_passes(far)[0]) < 128 * 1024
 
 
 def test_relative_paths_with_a_colon_are_files_to_ffmpeg_not_urls(media: Media, tmp_path: Path, monkeypatch):

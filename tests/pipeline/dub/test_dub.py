@@ -14,6 +14,7 @@ from octavia.audio import AudioClip
 from pipeline.job import run_job
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest, TranscriptDocument
+from tests.factories import frame_times
 
 
 def video_md5(path: Path) -> str:
@@ -153,8 +154,7 @@ def test_redub_one_line_rebuilds_only_what_changed(dubbed, artifact_dir, tmp_pat
     assert not list(copy.glob(".octavia-partial-*"))
 
 
-def test_redub_keeps_the_picture_while_the_retiming_stays(dubbed, artifact_dir, tmp_path, caplog):
-    import logging
+def test_redub_that_slows_the_video_retimes_the_copied_picture(dubbed, conversation, artifact_dir, tmp_path):
     import shutil
 
     from pipeline.redub import redub
@@ -168,16 +168,18 @@ def test_redub_keeps_the_picture_while_the_retiming_stays(dubbed, artifact_dir, 
     redub(copy / "talk.transcript.json", language="es", edits={lines[1].segment_id: too_long},
           artifact_dir=artifact_dir)  # fmt: skip
     slowed = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
-    assert slowed.plan.has_slowdown  # the picture was retimed: encoded once
-    picture = video_md5(copy / "talk.es.mp4")
-    assert picture != video_md5(out / "talk.es.mp4")
+    assert slowed.plan.has_slowdown
+    # the input's own packets, shown longer where the plan slows the video
+    assert video_md5(copy / "talk.es.mp4") == video_md5(conversation.path)
+    start = probe_media(conversation.path).start_time
+    expected = [slowed.plan.to_output_time(t - start) for t in frame_times(conversation.path)]
+    assert frame_times(copy / "talk.es.mp4") == pytest.approx(expected, abs=2e-4)
+    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(slowed.plan.duration, abs=0.05)
 
-    with caplog.at_level(logging.INFO, logger="pipeline.assemble"):
-        redub(copy / "talk.transcript.json", language="es", edits={lines[3].segment_id: "Hola."},
-              artifact_dir=artifact_dir)  # fmt: skip
+    redub(copy / "talk.transcript.json", language="es", edits={lines[3].segment_id: "Hola."},
+          artifact_dir=artifact_dir)  # fmt: skip
     again = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
     assert again.plan.slowdowns == slowed.plan.slowdowns
-    assert "kept from the earlier output" in caplog.text
-    assert video_md5(copy / "talk.es.mp4") == picture
-    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(again.plan.duration, abs=0.08)
+    assert video_md5(copy / "talk.es.mp4") == video_md5(conversation.path)
+    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(again.plan.duration, abs=0.05)
     assert next(line for line in again.lines if line.segment_id == lines[3].segment_id).text == "Hola."
