@@ -3,9 +3,9 @@
 The video stream is copied bit for bit. Where the fit plan slowed parts of the video down, the copied frames get
 new timestamps (ffmpeg's `setts` bitstream filter): a slowed frame is shown longer, as a player shows any
 variable-frame-rate video, and no pixel is re-encoded. The picture is re-encoded (H.264, libx264) only when
-- subtitles are burned into the picture,
-- its codec cannot be stored in MP4 (e.g. VP8 or Theora from WebM/Ogg; VP9, AV1, H.264 and HEVC are copied),
-and a re-encoded picture is retimed by `setpts` in the encode.
+- subtitles are burned into the picture, or
+- its codec cannot be stored in MP4 (e.g. VP8 or Theora from WebM/Ogg; VP9, AV1, H.264 and HEVC are copied);
+such a picture is retimed by `setpts` in the encode.
 
 When the picture must be re-encoded, `start_picture` can begin that encode as soon as the fit plan is known, in
 the background while the dub's audio is built, and `mux(picture=...)` then copies its result. A redub whose fit
