@@ -106,9 +106,9 @@ def report(results: list[RedubTiming], minutes: float) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        picture = "changed" if r.retimed else "kept"
+        retiming = "changed" if r.retimed else "kept"
         rows.append(f"| {r.edit} | {r.segment_id} | {r.wall_seconds:.1f} s | {r.slowdowns_before} → "
-                    f"{r.slowdowns_after} | {picture} |")  # fmt: skip
+                    f"{r.slowdowns_after} | {retiming} |")  # fmt: skip
     kept = [r.wall_seconds for r in results if not r.retimed]
     retimed = [r.wall_seconds for r in results if r.retimed]
     lines = ["\n".join(rows), ""]

@@ -351,7 +351,8 @@ def _retime_bitstream_filter(slowdowns: Sequence[VideoSlowdown], *, fine_time_ba
     def mapped(timestamp: str) -> str:
         return f"{_retimed_seconds(slowdowns, f'({timestamp})*TB')}/TB"
 
-    retime = f"pts={mapped('PTS')}:dts={mapped('DTS')}:duration={mapped('PTS+DURATION')}-{mapped('PTS')}"
+    pts = mapped("PTS")
+    retime = f"pts={pts}:dts={mapped('DTS')}:duration={mapped('PTS+DURATION')}-{pts}"
     escaped = retime.replace(",", r"\,")  # an unescaped comma would end the filter in the chain
     rebase = f"setts=pts=PTS:dts=DTS:time_base={RETIME_TIME_BASE}," if fine_time_base else ""
     return f"{rebase}setts={escaped}"
