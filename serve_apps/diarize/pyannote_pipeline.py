@@ -18,13 +18,24 @@ from octavia.errors import ModelNotAvailableError
 from octavia.records import Diarization, SpeakerTurn
 from serve_apps.diarize.clustering import speaker_name
 from serve_apps.diarize.engine import DiarizationEngine
-from serve_apps.diarize.segmentation import checked_checkpoint_bytes, import_pyannote_audio
 
 SAMPLE_RATE = 16_000
 DEFAULT_PIPELINE = "pyannote/speaker-diarization-community-1"
 # Pickled checkpoints a pipeline directory may hold; each must pass the weights-only check before pyannote,
 # which unpickles them without restriction, sees them.
 _PICKLED_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth")
+
+
+def import_pyannote_audio() -> Any:
+    """Import pyannote.audio with its usage telemetry off unless the user opted in.
+
+    pyannote.audio 4 posts usage spans to otel.pyannote.ai by default; a self-hosted dubbing server should not
+    phone home (and offline it would only time out). An explicit PYANNOTE_METRICS_ENABLED wins.
+    """
+    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+    import pyannote.audio
+
+    return pyannote.audio
 
 
 def _local_pipeline_dir(pipeline: str | Path, token: str | None) -> Path:
@@ -77,11 +88,13 @@ class PyannotePipelineDiarizer(DiarizationEngine):
     def __init__(self, pipeline: str | Path = DEFAULT_PIPELINE, *, token: str | None = None, device: str = "auto"):
         import torch
 
+        from serve_apps.diarize.pyannet import read_checkpoint
+
         token = token or os.environ.get("HF_TOKEN") or None
         local = _local_pipeline_dir(pipeline, token)
         for path in sorted(local.rglob("*")):
             if path.suffix in _PICKLED_SUFFIXES and path.is_file():
-                checked_checkpoint_bytes(path)
+                read_checkpoint(path.read_bytes(), path)  # refuses anything beyond tensors and specifications
         pyannote_audio = import_pyannote_audio()
         loaded = pyannote_audio.Pipeline.from_pretrained(local, token=token)
         if loaded is None:

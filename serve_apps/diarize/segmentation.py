@@ -8,9 +8,7 @@ without speaker embeddings â€” where speech is, and where the speaker changes â€
 
 from __future__ import annotations
 
-import io
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,57 +16,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from octavia.audio import AudioClip
-from octavia.errors import ModelIntegrityError, ModelNotAvailableError
+from octavia.errors import ModelNotAvailableError
 from octavia.records import TimeSpan
 
 if TYPE_CHECKING:
-    from pyannote.audio import Model
+    from serve_apps.diarize.pyannet import PyanNetSegmenter
 
 SAMPLE_RATE = 16_000
 CHECKPOINT_NAME = "pytorch_model.bin"  # what pyannote's `Model.from_pretrained(<dir>)` looks for
 
 
-def import_pyannote_audio() -> Any:
-    """Import pyannote.audio with its usage telemetry off unless the user opted in.
+def load_segmenter(model: str | Path) -> PyanNetSegmenter:
+    """A PyanNet checkpoint file, or a directory holding `pytorch_model.bin`, loaded offline without pyannote."""
+    from serve_apps.diarize.pyannet import PyanNetSegmenter, read_checkpoint
 
-    pyannote.audio 4 posts usage spans to otel.pyannote.ai by default; a self-hosted dubbing server should not
-    phone home (and offline it would only time out). An explicit PYANNOTE_METRICS_ENABLED wins.
-    """
-    os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
-    import pyannote.audio
-
-    return pyannote.audio
-
-
-def checked_checkpoint_bytes(path: Path) -> bytes:
-    """The bytes of a pyannote checkpoint, after proving they unpickle with `weights_only=True`.
-
-    pyannote (through Lightning) unpickles checkpoints with `weights_only=False`, which can run arbitrary code.
-    The restricted unpickler accepts only tensors, containers and the allow-listed pyannote classes below; when
-    it accepts these exact bytes, the full unpickler can only build the same harmless objects from them. The
-    caller must hand these bytes (not the path, which could change in between) to pyannote.
-    """
-    import torch
-    from torch.torch_version import TorchVersion
-
-    import_pyannote_audio()
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-
-    data = path.read_bytes()
-    try:
-        with torch.serialization.safe_globals([TorchVersion, Specifications, Problem, Resolution]):
-            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for forbidden objects; RuntimeError, EOFError for broken files
-        raise ModelIntegrityError(
-            f"{path} is not a plain pyannote checkpoint (it needs objects beyond tensors and pyannote "
-            f"specifications to unpickle), so it was not loaded: {exc}",
-            details={"path": str(path)},
-        ) from exc
-    return data
-
-
-def load_pyannote_model(model: str | Path) -> Model:
-    """Load a pyannote `Model` from a checkpoint file or a directory holding `pytorch_model.bin`, offline."""
     path = Path(model)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
@@ -78,13 +39,7 @@ def load_pyannote_model(model: str | Path) -> Model:
             " returns (get it with `octavia models fetch pyannote-segmentation-3.0`)",
             details={"path": str(path)},
         )
-    data = checked_checkpoint_bytes(path)
-    from pyannote.audio import Model
-
-    loaded = Model.from_pretrained(io.BytesIO(data), map_location="cpu")
-    if loaded is None:  # pyannote returns None instead of raising for some failures
-        raise ModelNotAvailableError(f"pyannote could not load {path}", details={"path": str(path)})
-    return loaded.eval()
+    return PyanNetSegmenter(read_checkpoint(path.read_bytes(), path), path)
 
 
 @dataclass(frozen=True)
@@ -112,10 +67,11 @@ class FrameActivity:
 
 
 class SegmentationModel:
-    """A pyannote segmentation model run over a whole clip with overlapping windows.
+    """A pyannote segmentation model (PyanNet) run over a whole clip with overlapping windows.
 
     `step` is the hop between windows (default a quarter window: each frame is then read from a window where
-    it sits in the central 25 %, away from the edges where the model sees little context).
+    it sits in the central 25 %, away from the edges where the model sees little context). The windows are cut
+    as pyannote's `Inference` cuts them: whole windows every `step`, then the rest zero-padded to a window.
     """
 
     sample_rate = SAMPLE_RATE
@@ -123,65 +79,62 @@ class SegmentationModel:
     def __init__(self, model: str | Path, *, step: float | None = None, batch_size: int = 8, device: str = "cpu"):
         import torch
 
-        self._model = load_pyannote_model(model)
-        spec = self._model.specifications
-        if isinstance(spec, tuple):
-            raise ValueError("multi-task pyannote models are not segmentation models")
-        self.window_duration = float(spec.duration)
+        self._segmenter = load_segmenter(model)
+        spec = self._segmenter.spec
+        self.window_duration = spec.duration
         self.num_local_speakers = len(spec.classes)
-        self._powerset = spec.powerset
-        receptive_field = self._model.receptive_field
-        self.frame_start = float(receptive_field.start)
-        self.frame_step = float(receptive_field.step)
-        self.frame_duration = float(receptive_field.duration)
+        self._powerset = spec.powerset_mapping() if spec.powerset else None
+        self.frame_start, self.frame_step, self.frame_duration = self._segmenter.receptive_field()
         self.step = float(step) if step else self.window_duration / 4
         if not 0 < self.step <= self.window_duration:
             raise ValueError(f"step must be in (0, {self.window_duration}] seconds, got {self.step}")
-        from pyannote.audio import Inference
-
-        self._inference = Inference(
-            self._model,
-            window="sliding",
-            step=self.step,
-            skip_aggregation=True,
-            skip_conversion=True,  # we read both soft speech and hard speakers from the raw powerset output
-            batch_size=batch_size,
-            device=torch.device(device),
-        )
+        self._batch_size = batch_size
+        self._device = torch.device(device)
+        self._segmenter.network.to(self._device)
 
     @property
-    def network(self) -> Model:
-        """The loaded pyannote model (read-only use: inspection, tests)."""
-        return self._model
+    def network(self) -> Any:
+        """The loaded network, a torch module (read-only use: inspection, tests)."""
+        return self._segmenter.network
 
     def activity(self, audio: AudioClip) -> FrameActivity:
-        import torch
-
         clip = audio.mono().resample(SAMPLE_RATE)
         if clip.num_frames == 0:
             raise ValueError("cannot segment an empty clip")
-        waveform = torch.from_numpy(np.ascontiguousarray(clip.samples, dtype=np.float32))[None]
-        raw = self._inference({"waveform": waveform, "sample_rate": SAMPLE_RATE}).data  # (windows, frames, classes)
+        raw = self.window_outputs(clip)  # (windows, frames, classes)
         speech, speakers = self._to_multilabel(raw)
-        num_frames = max(0, self._model.num_frames(clip.num_frames))  # a few ms of audio give no frame at all
+        num_frames = max(0, self._segmenter.num_frames(clip.num_frames))  # a few ms of audio give no frame at all
         frames_per_step = self.step / self.frame_step
         return _stitch(
             speech, speakers, num_frames, frames_per_step, self.frame_start, self.frame_step, self.frame_duration
         )
 
-    def _to_multilabel(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def window_outputs(self, audio: AudioClip) -> np.ndarray:
+        """The network's raw output for each window of `audio`: (windows, frames, classes)."""
         import torch
 
-        if not self._powerset:  # multilabel models output per-speaker sigmoid probabilities
-            return raw.max(axis=-1), (raw > 0.5).astype(np.uint8)
-        from pyannote.audio.utils.powerset import Powerset
+        samples = audio.mono().resample(SAMPLE_RATE).samples
+        window = round(self.window_duration * SAMPLE_RATE)
+        hop = round(self.step * SAMPLE_RATE)
+        waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        whole = 1 + (len(samples) - window) // hop if len(samples) >= window else 0
+        windows = [waveform.unfold(0, window, hop)] if whole else []
+        if len(samples) < window or (len(samples) - window) % hop > 0:  # the rest, zero-padded to a window
+            rest = waveform[whole * hop :]
+            windows.append(torch.nn.functional.pad(rest, (0, window - len(rest)))[None])
+        batches = torch.cat(windows)[:, None, :]  # (windows, channel, samples)
+        outputs = []
+        with torch.inference_mode():
+            for first in range(0, len(batches), self._batch_size):
+                outputs.append(self._segmenter.network(batches[first : first + self._batch_size].to(self._device)))
+        return torch.cat(outputs).cpu().numpy()
 
-        spec = self._model.specifications
-        powerset = Powerset(len(spec.classes), spec.powerset_max_classes)
-        log_probs = torch.from_numpy(raw)
-        speech = 1.0 - torch.exp(log_probs[..., 0])  # class 0 of the powerset is "nobody speaks"
-        speakers = powerset.to_multilabel(log_probs, soft=False)
-        return speech.numpy(), speakers.numpy().astype(np.uint8)
+    def _to_multilabel(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._powerset is None:  # multilabel models output per-speaker sigmoid probabilities
+            return raw.max(axis=-1), (raw > 0.5).astype(np.uint8)
+        speech = 1.0 - np.exp(raw[..., 0])  # class 0 of the powerset is "nobody speaks"
+        speakers = self._powerset[raw.argmax(axis=-1)]  # the most likely class's speakers
+        return speech.astype(np.float32), speakers.astype(np.uint8)
 
     def speaker_segments(self, audio: AudioClip, **options: float) -> list[TimeSpan]:
         """Speech with one speaker throughout (as far as segmentation can tell), in seconds from `audio`'s start.

@@ -65,7 +65,7 @@ def tiny_pyannet(window: float = 5.0):
     """A PyanNet with segmentation-3.0's output layout (3 speakers, powerset of at most 2) and tiny layers."""
     import torch
 
-    from serve_apps.diarize.segmentation import import_pyannote_audio
+    from serve_apps.diarize.pyannote_pipeline import import_pyannote_audio
 
     import_pyannote_audio()
     from pyannote.audio.core.task import Problem, Resolution, Specifications

@@ -24,7 +24,7 @@ LDA_DIMENSION = 8
 def build_tiny_pipeline(root):
     import torch
 
-    from serve_apps.diarize.segmentation import import_pyannote_audio
+    from serve_apps.diarize.pyannote_pipeline import import_pyannote_audio
 
     import_pyannote_audio()
     from pyannote.audio.core.task import Problem, Resolution, Specifications
