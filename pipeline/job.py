@@ -101,12 +101,17 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         ray.shutdown()
 
 
-def deploy_serve_apps(config: Path, families: set[str], *, embedded: bool, workers: int | None) -> dict[str, str]:
-    """Deploy the applications of a Serve config file that the run needs; returns family -> app name. The
-    embedded cluster gets no HTTP proxy: the run calls its models through handles, nothing else calls them."""
-    from pipeline.serving import deploy_config
+def deploy_serve_apps(config: Path, families: set[str], *, embedded: bool, workers: int) -> dict[str, str]:
+    """Deploy the applications of a Serve config file that the run needs; returns family -> app name.
 
-    return deploy_config(config, only=families, workers=workers, http=not embedded)
+    The embedded cluster is this run's own: its applications are built in this process, sized to `workers`
+    calls at once, and get no HTTP proxy (the run calls its models through handles, nothing else calls them).
+    A shared cluster gets the file as `serve deploy` would deploy it."""
+    from pipeline.serving import deploy_config, run_config_here
+
+    if embedded:
+        return run_config_here(config, only=families, workers=workers)
+    return deploy_config(config, only=families)
 
 
 def needed_families(request: DubRequest, profile_name: str) -> set[str]:
@@ -168,7 +173,7 @@ def run_job(
             # The embedded cluster is this run's own: one replica per model, running `parallelism` calls at once.
             # A shared cluster keeps the file's replicas.
             apps = deploy_serve_apps(config, needed_families(request, profile.name), embedded=embedded,
-                                     workers=parallelism if embedded else None)  # fmt: skip
+                                     workers=parallelism)  # fmt: skip
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
         run = DubRun(
             request,
