@@ -76,7 +76,14 @@ def read_span(path: str | Path, start: float, end: float) -> AudioClip:
 
 
 def chunk_key(ctx: StageContext, chunk: Chunk) -> str:
-    config = {"asr": ctx.asr_model, "separation": ctx.separation, "language": ctx.language, "profile": ctx.profile}
+    config = {
+        "asr": ctx.asr_model,
+        "separation": ctx.separation,
+        "language": ctx.language,
+        "profile": ctx.profile,
+        # Analyses (and stems) made before a very quiet input was raised for the models are redone.
+        "model_level": "quiet-raised",
+    }
     return content_key("chunk", config, ctx.audio_key, f"{chunk.start:.3f}-{chunk.end:.3f}")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from octavia.audio import AudioClip
+from octavia.audio import AudioClip, quiet_gain
 from octavia.errors import UnsupportedLanguageError
 from octavia.records import Segment, Transcription, Word
 
@@ -74,7 +74,7 @@ class FasterWhisperEngine(AsrEngine):
                 details={"language": language},
             )
         clip = audio.mono().resample(SAMPLE_RATE)
-        samples = np.ascontiguousarray(clip.samples, dtype=np.float32)
+        samples = np.ascontiguousarray(clip.scaled(quiet_gain(clip.samples)).samples)  # quiet speech raised
         segments_iter, info = self._model.transcribe(
             samples,
             language=language,

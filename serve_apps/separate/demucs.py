@@ -143,7 +143,7 @@ class DemucsEngine(SeparationEngine):
         self.sources: tuple[str, ...] = tuple(net.sources)
         self.sample_rate: int = int(net.samplerate)
 
-    def separate(self, audio: AudioClip) -> Stems:
+    def _separate(self, audio: AudioClip) -> Stems:
         import torch
         from demucs.apply import apply_model
 

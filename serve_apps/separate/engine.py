@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from octavia.audio import AudioClip
+from octavia.audio import AudioClip, quiet_gain
 
 if TYPE_CHECKING:
     from octavia.models.store import ModelStore
@@ -27,8 +27,17 @@ class Stems:
 class SeparationEngine(ABC):
     name: str
 
+    def separate(self, audio: AudioClip) -> Stems:
+        """The stems of `audio`. A very quiet input is raised before the model hears it and its stems lowered back
+        (`octavia.audio.quiet_gain`): the models, trained on mastered music, miss voices far below that level."""
+        gain = quiet_gain(audio.samples)
+        if gain == 1.0:
+            return self._separate(audio)
+        stems = self._separate(audio.scaled(gain))
+        return Stems(vocals=stems.vocals.scaled(1.0 / gain), background=stems.background.scaled(1.0 / gain))
+
     @abstractmethod
-    def separate(self, audio: AudioClip) -> Stems: ...
+    def _separate(self, audio: AudioClip) -> Stems: ...
 
 
 class PassthroughEngine(SeparationEngine):
@@ -36,7 +45,10 @@ class PassthroughEngine(SeparationEngine):
 
     name = "none"
 
-    def separate(self, audio: AudioClip) -> Stems:
+    def separate(self, audio: AudioClip) -> Stems:  # no model to raise the level for: the stems are the input
+        return self._separate(audio)
+
+    def _separate(self, audio: AudioClip) -> Stems:
         return Stems(vocals=audio, background=audio)
 
 

@@ -168,7 +168,7 @@ class SpleeterEngine(SeparationEngine):
         self._chunk = int(chunk_seconds * SAMPLE_RATE)
         self._overlap = int(overlap_seconds * SAMPLE_RATE)
 
-    def separate(self, audio: AudioClip) -> Stems:
+    def _separate(self, audio: AudioClip) -> Stems:
         if audio.num_frames == 0:
             return Stems(audio, audio)
         vocals, background = [], []

@@ -60,6 +60,22 @@ def test_speech_after_silence_keeps_its_position(tiny_en, tmp_path):
     assert 2.6 <= first.start <= 3.4
 
 
+@pytest.mark.parametrize("peak_dbfs", [-50.0, -60.0])
+def test_very_quiet_speech_is_heard_as_at_full_level(base, tmp_path, peak_dbfs):
+    """Unraised, whisper-base heard "and the window..." at -50 dBFS and nothing at all at -60 dBFS."""
+    import numpy as np
+
+    from octavia.audio import AudioClip
+
+    clip = espeak("Please open the window and close the door. My name is Peter.", tmp_path / "q.wav")
+    quiet = AudioClip((clip.samples / np.abs(clip.samples).max() * 10 ** (peak_dbfs / 20)).astype(np.float32),
+                      clip.sample_rate)  # fmt: skip
+    loud = base.transcribe(clip, "en")
+    heard = base.transcribe(quiet, "en")
+    assert words_of(heard.text) == words_of(loud.text)
+    assert "window" in words_of(heard.text)
+
+
 def test_english_only_model_refuses_other_languages(tiny_en, tmp_path):
     clip = espeak("Hola.", tmp_path / "x.wav", voice="es")
     with pytest.raises(UnsupportedLanguageError, match="en"):

@@ -117,3 +117,20 @@ def test_checkpoints_load_without_full_pickle_and_code_is_refused(model_store, t
     with pytest.raises(ModelIntegrityError):
         SpleeterEngine(tmp_path)
     assert not marker.exists()
+
+
+def test_a_very_quiet_mix_is_separated_as_at_full_level(engine, stems, mix, sources) -> None:
+    """Spleeter hears level: 50 dB down, the voice leaks into the background unless the input is raised first
+    (and the stems lowered back to the input's level)."""
+    speech, music = sources
+    gain = 10 ** (-50 / 20)
+    quiet = engine.separate(mix.scaled(gain))
+
+    vocals, background = quiet.vocals.samples.mean(axis=0), quiet.background.samples.mean(axis=0)
+    assert _correlation(vocals, speech) > 0.8 > 0.3 > _correlation(vocals, music)
+    assert _correlation(background, music) > 0.8 > 0.3 > _correlation(background, speech)
+    # The stems come back at the input's level, as they would have at full level.
+    assert _correlation(quiet.vocals.samples.ravel(), stems.vocals.samples.ravel()) > 0.99
+    rms = float(np.sqrt(np.mean(quiet.vocals.samples**2)) / np.sqrt(np.mean(stems.vocals.samples**2)))
+    assert rms == pytest.approx(gain, rel=0.05)
+    np.testing.assert_allclose(quiet.vocals.samples + quiet.background.samples, mix.samples * gain, atol=1e-3 * gain)
