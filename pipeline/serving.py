@@ -1,4 +1,5 @@
-"""Deploy (a subset of) a Serve config file from the driver, exactly as `serve run <config>.yaml` does."""
+"""Deploy (a subset of) a Serve config file: onto a cluster as `serve deploy` does, or onto a run's own embedded
+cluster with the applications built in the driver."""
 
 from __future__ import annotations
 
@@ -75,36 +76,26 @@ def _selected(
     return schema, apps
 
 
-def deploy_config(
-    config: Path,
-    only: set[str],
-    *,
-    workers: int | Mapping[str, int] | None = None,
-    http: bool = True,
-    timeout: float = _READY_TIMEOUT,
-) -> dict[str, str]:
-    """Deploy the applications named in `only` (application name == model family) and wait until they run.
-
-    Uses Serve's declarative deploy (what the `serve run`/`serve deploy` CLIs call), so the file's
-    `deployments[]` overrides apply unchanged, except that `workers` (when given) sizes the per-item models for
-    a run's own cluster (`with_workers`). `http=False` starts no HTTP proxy. Returns family -> application name.
-    """
+def deploy_config(config: Path, only: set[str], *, timeout: float = _READY_TIMEOUT) -> dict[str, str]:
+    """Apply the whole config file to a cluster, as `serve deploy <config>` does (Serve's declarative API, the
+    file's HTTP options and proxy location), and wait until the applications named in `only` (application name
+    == model family) run. The whole file, not just `only`: a declarative deploy is the cluster's complete Serve
+    state, and one naming only this run's families would remove the others (a run without separation would
+    delete the cluster's `separate`). Returns family -> application name."""
     from ray.serve._private import api as serve_api
-    from ray.serve.config import ProxyLocation
 
-    schema, apps = _selected(config, only, workers)
-    http_options = schema.http_options.model_dump()
-    http_options["host"] = "127.0.0.1"  # the embedded cluster serves this machine only
-    proxy = schema.proxy_location if http else ProxyLocation.Disabled
-    client = serve_api.serve_start(http_options=http_options, proxy_location=proxy)
-    client.deploy_apps(schema.model_copy(update={"applications": apps, "proxy_location": proxy}), _blocking=False)
+    schema, apps = _selected(config, only, None)
+    client = serve_api.serve_start(http_options=schema.http_options.model_dump(),
+                                   proxy_location=schema.proxy_location)  # fmt: skip
+    client.deploy_apps(schema, _blocking=False)
     return _wait_running([app.name for app in apps], timeout)
 
 
 def run_config_here(
     config: Path, only: set[str], *, workers: int | Mapping[str, int], timeout: float = _READY_TIMEOUT
 ) -> dict[str, str]:
-    """`deploy_config` for a run's own embedded cluster, without HTTP: each application is built in this process
+    """Deploy the applications named in `only` onto a run's own embedded cluster, sized for `workers` callers
+    (`with_workers`), without HTTP, and wait until they run. Each application is built in this process
     (its `build_app(args)`, the file's `deployments[]` entry passed as the args' `deployment` overlay, which
     `deployment_options` applies last, as Serve would) and handed to Serve ready-made (`serve.run_many`).
 
@@ -136,7 +127,7 @@ def run_config_here(
         module, attribute = app.import_path.split(":")
         builder = getattr(importlib.import_module(module), attribute)
         targets.append(serve.RunTarget(target=builder(args), name=app.name, route_prefix=None))
-    serve_api.serve_start(http_options={"host": "127.0.0.1"}, proxy_location=ProxyLocation.Disabled)
+    serve_api.serve_start(proxy_location=ProxyLocation.Disabled)  # called through handles only
     serve.run_many(targets, wait_for_applications_running=False)
     return _wait_running([app.name for app in apps], timeout)
 

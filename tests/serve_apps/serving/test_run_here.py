@@ -81,3 +81,29 @@ def test_refuses_what_an_application_built_here_cannot_honour(tmp_path: Path) ->
         run_config_here(write_config(tmp_path, unknown_deployment), {"translate"}, workers=1)
     with pytest.raises(ModelError, match="no application"):
         run_config_here(CONFIG, {"lipsync"}, workers=1)
+
+
+def test_a_cluster_gets_the_whole_file_and_keeps_what_a_run_does_not_call(cluster: ServeCluster, tmp_path) -> None:
+    """`--deploy` onto a shared cluster: a run that calls only `translate` must not remove the file's other
+    applications (Serve's declarative deploy removes what the config does not name)."""
+    from ray import serve
+
+    from pipeline.serving import deploy_config
+
+    raw = yaml.safe_load(CONFIG.read_text())
+    [translate] = [app for app in raw["applications"] if app["name"] == "translate"]
+    copy = {**translate, "name": "translate-copy", "route_prefix": "/translate-copy"}
+    raw["applications"] = [translate, copy]
+    for app in raw["applications"]:
+        app["deployments"][0]["graceful_shutdown_timeout_s"] = 2.0
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    try:
+        assert deploy_config(path, {"translate"}) == {"translate": "translate"}
+        assert deploy_config(path, {"translate-copy"}) == {"translate-copy": "translate-copy"}
+        statuses = serve.status().applications
+        assert statuses["translate"].status == statuses["translate-copy"].status == "RUNNING"
+        assert deployed_configs()["translate-copy"]["route_prefix"] == "/translate-copy"  # the file's, served
+    finally:
+        for name in ("translate", "translate-copy"):
+            serve.delete(name)
