@@ -48,6 +48,15 @@ def make_video(path: Path, audio: Path | None, *, seconds: float, size: str = "3
     return path
 
 
+def video_md5(path: Path) -> str:
+    """MD5 of the first video stream's packets as stored (copied, not decoded): equal for a copied picture."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
 def frame_times(path: Path) -> list[float]:
     """Presentation times of the first video stream's frames, in the order the decoder gives the frames (which
     is the order they are shown in: a B-frame with a wrong timestamp shows up as a time going back)."""

@@ -15,18 +15,8 @@ from pipeline.mux import AudioTrack, EarlierOutput, KeptPicture, Picture, mux, s
 from pipeline.subtitles import Cue, write_subtitles
 from pipeline.timefit import plan_fit
 from pipeline.timeline import FitPlan, LineTiming
-from tests.factories import ffmpeg, frame_times, tone
+from tests.factories import ffmpeg, frame_times, tone, video_md5
 from tests.pipeline.conftest import Media
-
-
-def _video_md5(path: Path) -> str:
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def _streams(path: Path) -> list[dict]:
@@ -50,7 +40,7 @@ def test_mux_copies_video_and_tags_tracks(media: Media, tmp_path: Path, name: st
     info = probe_media(source)
     dub = _dub_wav(tmp_path / "dub.wav", info.duration)
     out = mux(source, [AudioTrack(path=dub, language="es")], tmp_path / "clip.es.mp4", original_audio=True)
-    assert _video_md5(out) == _video_md5(source)  # bit-identical video packets
+    assert video_md5(out) == video_md5(source)  # bit-identical video packets
     audio = [s for s in _streams(out) if s["codec_type"] == "audio"]
     assert [s["tags"]["language"] for s in audio] == ["spa", "eng" if name == "mkv" else "und"]
     assert [s["disposition"]["default"] for s in audio] == [1, 0]
@@ -92,7 +82,7 @@ def test_mux_original_track_is_the_source_audio(media: Media, tmp_path: Path):
 def test_mux_portrait_keeps_rotation(media: Media, tmp_path: Path):
     out = mux(media.portrait, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", 3.0), language="es")], tmp_path / "p.mp4")
     assert probe_media(out).video.display_size == (240, 320)
-    assert _video_md5(out) == _video_md5(media.portrait)
+    assert video_md5(out) == video_md5(media.portrait)
 
 
 def test_mux_reencodes_vp8(media: Media, tmp_path: Path):
@@ -130,7 +120,7 @@ def test_mux_burns_subtitles(media: Media, tmp_path: Path):
         tmp_path / "b.mp4",
         subtitles_to_burn=subs,
     )
-    assert _video_md5(out) != _video_md5(media.mp4)
+    assert video_md5(out) != video_md5(media.mp4)
     assert probe_media(out).duration == pytest.approx(3.0, abs=0.05)
 
     def frame(path: Path) -> np.ndarray:
@@ -181,7 +171,7 @@ def test_a_slowed_picture_is_retimed_without_re_encoding(media: Media, tmp_path:
     assert start_picture(source, tmp_path, plan=plan) is None  # nothing to encode beforehand
     out = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
               tmp_path / "slow.mp4", original_audio=True, plan=plan)  # fmt: skip
-    assert _video_md5(out) == _video_md5(source)  # the same packets: only their timestamps changed
+    assert video_md5(out) == video_md5(source)  # the same packets: only their timestamps changed
     _assert_frames_retimed(out, source, plan)
     info = probe_media(out)
     assert info.duration == pytest.approx(plan.duration, abs=0.05)
@@ -199,7 +189,7 @@ def test_b_frames_are_retimed_in_the_order_they_are_shown(tmp_path: Path):
     plan = _slowed_plan()
     out = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
               tmp_path / "slow.mp4", plan=plan)  # fmt: skip
-    assert _video_md5(out) == _video_md5(source)
+    assert video_md5(out) == video_md5(source)
     _assert_frames_retimed(out, source, plan)
 
 
@@ -211,7 +201,7 @@ def test_a_coarse_time_base_is_retimed_at_full_precision(tmp_path: Path):
     assert plan.has_slowdown
     out = mux(avi, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
               tmp_path / "slow.mp4", plan=plan)  # fmt: skip
-    assert _video_md5(out) == _video_md5(avi)
+    assert video_md5(out) == video_md5(avi)
     _assert_frames_retimed(out, avi, plan)
 
 
@@ -228,7 +218,7 @@ def test_a_picture_that_is_re_encoded_anyway_is_retimed_in_the_encode(media: Med
         picture=picture,
     )
     if picture is not None:
-        assert _video_md5(out) == _video_md5(picture.path)  # copied, not encoded a second time
+        assert video_md5(out) == video_md5(picture.path)  # copied, not encoded a second time
     info = probe_media(out)
     assert info.video.codec == "h264"
     assert info.video.duration == pytest.approx(3.4, abs=0.08)
@@ -275,7 +265,7 @@ def test_an_earlier_output_retimed_the_same_way_lends_its_picture(media: Media, 
     assert isinstance(kept, KeptPicture)
     second = mux(source, [AudioTrack(path=_dub_wav(tmp_path / "e.wav", plan.duration, 700.0), language="es")],
                  tmp_path / "second.mp4", plan=plan, picture=kept)  # fmt: skip
-    assert _video_md5(second) == _video_md5(first)
+    assert video_md5(second) == video_md5(first)
     assert probe_media(second).audio[0].duration == pytest.approx(3.4, abs=0.05)
 
     slower = plan_fit([LineTiming(segment_id=0, start=1.0, end=2.0, synth_duration=3.5)], media_duration=3.0)
@@ -327,7 +317,7 @@ def test_mux_applies_hundreds_of_slowdowns(media: Media, tmp_path: Path):
         tmp_path / "slow.mp4",
         plan=plan,
     )
-    assert _video_md5(out) == _video_md5(media.mp4)
+    assert video_md5(out) == video_md5(media.mp4)
     _assert_frames_retimed(out, media.mp4, plan)
 
 
@@ -345,7 +335,7 @@ def test_a_plan_longer_than_one_command_line_is_retimed_in_several_copies(media:
     assert len(_retime_passes(plan.slowdowns)) == 3
     out = mux(media.portrait, [AudioTrack(path=_dub_wav(tmp_path / "d.wav", plan.duration), language="es")],
               tmp_path / "slow.mp4", plan=plan)  # fmt: skip
-    assert _video_md5(out) == _video_md5(media.portrait)
+    assert video_md5(out) == video_md5(media.portrait)
     _assert_frames_retimed(out, media.portrait, plan)
     assert probe_media(out).video.display_size == (240, 320)
     # the longest numbers a pass can hold (a 30-hour video) still fit in one argument

@@ -13,7 +13,7 @@ import pytest
 from octavia.audio import AudioClip
 from pipeline.media.probe import probe_media
 from pipeline.records import TranscriptDocument
-from tests.pipeline.dub.test_dub import video_md5
+from tests.factories import video_md5
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-from pathlib import Path
 
 import pysubs2
 import pytest
@@ -14,15 +12,7 @@ from octavia.audio import AudioClip
 from pipeline.job import run_job
 from pipeline.media.probe import probe_media
 from pipeline.records import DubRequest, TranscriptDocument
-from tests.factories import frame_times
-
-
-def video_md5(path: Path) -> str:
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "md5", "-"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.strip()
+from tests.factories import frame_times, video_md5
 
 
 @pytest.fixture(scope="module")
