@@ -100,7 +100,7 @@ def run_config_here(
     `deployment_options` applies last, as Serve would) and handed to Serve ready-made (`serve.run_many`).
 
     Serve's declarative deploy builds every application in a task of its own: a new worker process that imports
-    Serve and the application's module, five of them at once on two cores, before any replica starts (the
+    Serve and the application's module, four or five at once on two cores, before any replica starts (the
     driver has both imported already). Building here took the embedded start-up from 15.5-16.9 s to 13.1-13.2 s
     (docs/benchmarks.md). Returns family -> application name.
     """
