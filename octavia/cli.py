@@ -11,12 +11,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from octavia.errors import OctaviaError
+from octavia.errors import BadInputError, OctaviaError
 from octavia.signals import exit_on_sigterm
 
 app = typer.Typer(help="Octavia: self-hostable AI dubbing.", no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="List, fetch and verify the models Octavia uses.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+cache_app = typer.Typer(help="Size and prune the artifact cache dubs resume and redub from.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 api_app = typer.Typer(help="The control plane: serve the API, migrate its database, create an admin.")
 app.add_typer(api_app, name="api")
 
@@ -222,6 +224,84 @@ def redub_command(
                f"in {result.seconds:.1f} s ({result.resynthesized} spoken again)")  # fmt: skip
     for f in result.outputs:
         typer.echo(f"wrote {f}")
+
+
+ArtifactDirOpt = Annotated[
+    Path | None, typer.Option("--artifact-dir", help="artifact cache (default $OCTAVIA_ARTIFACT_DIR)")
+]
+_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _size(text: str) -> int:
+    """'20G', '500M', '1.5g', '1000000' -> bytes (decimal units, as `du --si`)."""
+    number, unit = text.strip().lower().rstrip("b"), ""
+    if number and number[-1] in _UNITS:
+        number, unit = number[:-1], number[-1]
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise BadInputError(f"not a size: {text!r} (say e.g. 20G or 500M)") from None
+
+
+def _period(text: str) -> float:
+    """'30d', '12h', '90m' -> seconds."""
+    number, unit = text.strip().lower()[:-1], text.strip().lower()[-1:]
+    try:
+        return float(number) * _PERIODS[unit]
+    except (ValueError, KeyError):
+        raise BadInputError(f"not a period: {text!r} (say e.g. 30d, 12h or 90m)") from None
+
+
+def _human(size: float) -> str:
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
+
+
+@cache_app.command("info")
+def cache_info(artifact_dir: ArtifactDirOpt = None) -> None:
+    """Where the artifact cache is and what each stage holds."""
+    from pipeline.artifacts import ArtifactPruner, ArtifactStore
+
+    usage = ArtifactPruner(ArtifactStore(artifact_dir)).usage()
+    typer.echo(f"artifact cache: {ArtifactStore(artifact_dir).root}")
+    for stage in usage:
+        typer.echo(f"{stage.stage:20} {stage.files:8d} files {_human(stage.bytes):>10}")
+    typer.echo(f"{'total':20} {sum(s.files for s in usage):8d} files {_human(sum(s.bytes for s in usage)):>10}")
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="remove what no run used for this long (30d, 12h)")
+    ] = None,
+    max_size: Annotated[
+        str | None, typer.Option("--max-size", help="then remove the least recently used down to this (20G)")
+    ] = None,
+    grace: Annotated[
+        str, typer.Option("--grace", help="never remove what was used this recently: a running dub needs it")
+    ] = "1d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would go, remove nothing")] = False,
+    artifact_dir: ArtifactDirOpt = None,
+) -> None:
+    """Remove cached results no run used lately. A later dub or redub recomputes what it needs again."""
+    from pipeline.artifacts import ArtifactPruner, ArtifactStore
+
+    if older_than is None and max_size is None:
+        raise BadInputError("say what to remove: --older-than 30d, --max-size 20G, or both")
+    pruner = ArtifactPruner(ArtifactStore(artifact_dir), grace=_period(grace))
+    result = pruner.prune(unused_for=_period(older_than) if older_than else None,
+                          max_bytes=_size(max_size) if max_size else None, dry_run=dry_run)  # fmt: skip
+    verb = "would remove" if dry_run else "removed"
+    kept = f"{_human(result.kept_bytes)}, {_human(result.recent_bytes)} of it used within the grace period"
+    typer.echo(
+        f"{verb} {result.removed_files} files ({_human(result.removed_bytes)}); kept {result.kept_files} ({kept})"
+    )
 
 
 @api_app.callback(invoke_without_command=True)

@@ -7,10 +7,13 @@ On a multi-node cluster the root must be shared storage (NFS, a PVC) that every 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,3 +111,85 @@ def _write_float_wav(clip: AudioClip, path: str) -> None:
 
     data = clip.samples.T if clip.samples.ndim == 2 else clip.samples
     soundfile.write(path, data, clip.sample_rate, subtype="FLOAT", format="WAV")
+
+
+@dataclass(frozen=True)
+class StageUsage:
+    stage: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed_files: int
+    removed_bytes: int
+    kept_files: int
+    kept_bytes: int
+    recent_bytes: int  # kept because used within the grace period (a running dub may still read them)
+
+
+def _last_used(stat: os.stat_result) -> float:
+    # atime where the mount keeps it (relatime refreshes it at least daily), else the write time
+    return max(stat.st_atime, stat.st_mtime)
+
+
+class ArtifactPruner:
+    """Keeps an artifact store's size in check: removes what no dub has used for a while, least recently used
+    first. Anything a later run needs again is recomputed (a redub re-speaks a pruned line), so pruning only costs
+    time. Files used within `grace` seconds are never removed: a long dub reads its spoken lines an hour after
+    writing them. Temporary files of interrupted writes are removed once they are older than `grace`."""
+
+    def __init__(self, store: ArtifactStore, *, grace: float = 24 * 3600.0) -> None:
+        self.store = store
+        self.grace = grace
+
+    def _files(self) -> list[tuple[Path, os.stat_result]]:
+        if not self.store.root.is_dir():
+            return []
+        return [(p, p.stat()) for p in self.store.root.rglob("*") if p.is_file() and not p.is_symlink()]
+
+    def usage(self) -> list[StageUsage]:
+        by_stage: dict[str, list[int]] = {}
+        for path, stat in self._files():
+            stage = path.relative_to(self.store.root).parts[0]
+            by_stage.setdefault(stage, []).append(stat.st_size)
+        return [StageUsage(stage, len(sizes), sum(sizes)) for stage, sizes in sorted(by_stage.items())]
+
+    def prune(
+        self,
+        *,
+        unused_for: float | None = None,
+        max_bytes: int | None = None,
+        dry_run: bool = False,
+        now: float | None = None,
+    ) -> PruneResult:
+        """Remove files unused for `unused_for` seconds, then the least recently used until the store holds at most
+        `max_bytes` (as far as the grace period allows)."""
+        now = time.time() if now is None else now
+        files = sorted(self._files(), key=lambda item: _last_used(item[1]))  # least recently used first
+        total = sum(stat.st_size for _, stat in files)
+        removed_files = removed_bytes = recent_bytes = 0
+        for path, stat in files:
+            age = now - _last_used(stat)
+            if age < self.grace:
+                recent_bytes += stat.st_size
+                continue
+            interrupted = path.name.startswith(".tmp-")
+            old = unused_for is not None and age >= unused_for
+            too_big = max_bytes is not None and total - removed_bytes > max_bytes
+            if not (interrupted or old or too_big):
+                continue
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            removed_files += 1
+            removed_bytes += stat.st_size
+        if not dry_run:
+            self._remove_empty_dirs()
+        return PruneResult(removed_files, removed_bytes, len(files) - removed_files, total - removed_bytes,
+                           recent_bytes)  # fmt: skip
+
+    def _remove_empty_dirs(self) -> None:
+        for directory in sorted((p for p in self.store.root.rglob("*") if p.is_dir()), reverse=True):
+            with contextlib.suppress(OSError):  # not empty, or a run just wrote into it
+                directory.rmdir()

@@ -144,6 +144,30 @@ def test_redub_one_line_rebuilds_only_what_changed(dubbed, artifact_dir, tmp_pat
     assert not list(copy.glob(".octavia-partial-*"))
 
 
+def test_redub_after_the_cache_was_pruned_speaks_every_line_again(dubbed, artifact_dir, tmp_path):
+    """`octavia cache prune` only costs time: a redub from an emptied cache recomputes what it needs."""
+    import shutil
+
+    from pipeline.artifacts import ArtifactPruner, ArtifactStore
+    from pipeline.redub import redub
+
+    _, doc, out = dubbed
+    copy, cache = tmp_path / "copy", tmp_path / "artifacts"
+    shutil.copytree(out, copy)
+    shutil.copytree(artifact_dir, cache)
+    pruned = ArtifactPruner(ArtifactStore(cache), grace=0).prune(max_bytes=0)
+    assert pruned.removed_files > 0 and pruned.kept_files == 0
+    lines = doc.languages["es"].lines
+    result = redub(copy / "talk.transcript.json", language="es", edits={lines[2].segment_id: "Hola a todos."},
+                   artifact_dir=cache)  # fmt: skip
+    assert result.resynthesized == len(lines)
+    after = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
+    assert [line.audio_key for line in after.lines if line.segment_id != lines[2].segment_id] == [
+        line.audio_key for line in lines if line.segment_id != lines[2].segment_id
+    ]  # the same lines, spoken again under the same keys
+    assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(after.plan.duration, abs=0.05)
+
+
 def test_redub_that_slows_the_video_retimes_the_copied_picture(dubbed, conversation, artifact_dir, tmp_path):
     import shutil
 
