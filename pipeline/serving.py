@@ -104,11 +104,21 @@ def run_config_here(
     driver has both imported already). Building here took the embedded start-up from 15.5-16.9 s to 13.1-13.2 s
     (docs/benchmarks.md). Returns family -> application name.
     """
-    import importlib
-
     from ray import serve
     from ray.serve._private import api as serve_api
     from ray.serve.config import ProxyLocation
+
+    targets = built_here(config, only, workers=workers)
+    serve_api.serve_start(proxy_location=ProxyLocation.Disabled)  # called through handles only
+    serve.run_many(targets, wait_for_applications_running=False)
+    return _wait_running([target.name for target in targets], timeout)
+
+
+def built_here(config: Path, only: set[str], *, workers: int | Mapping[str, int]) -> list[Any]:
+    """`run_config_here`'s applications as `serve.RunTarget`s, built in this process (no cluster needed)."""
+    import importlib
+
+    from ray import serve
 
     from pipeline.clients import SERVE_DEPLOYMENTS
 
@@ -127,9 +137,7 @@ def run_config_here(
         module, attribute = app.import_path.split(":")
         builder = getattr(importlib.import_module(module), attribute)
         targets.append(serve.RunTarget(target=builder(args), name=app.name, route_prefix=None))
-    serve_api.serve_start(proxy_location=ProxyLocation.Disabled)  # called through handles only
-    serve.run_many(targets, wait_for_applications_running=False)
-    return _wait_running([app.name for app in apps], timeout)
+    return targets
 
 
 def _wait_running(names: list[str], timeout: float) -> dict[str, str]:

@@ -57,6 +57,21 @@ def test_applications_run_with_the_files_options_sized_for_the_run(cluster: Serv
             serve.delete(family)
 
 
+@pytest.mark.parametrize("name", ["serve-cpu.yaml", "serve-gpu.yaml"])
+def test_every_application_of_both_shipped_files_builds_here(name: str) -> None:
+    """Deployment names, options and args of both files are what `build_app` and Serve accept (no cluster needed:
+    the quality profile's models are not loaded until a replica starts)."""
+    from ray.serve import Application
+
+    from pipeline.serving import built_here
+
+    config = CONFIG.parent / name
+    families = {app["name"] for app in yaml.safe_load(config.read_text())["applications"]}
+    targets = built_here(config, families, workers=2)
+    assert sorted(t.name for t in targets) == sorted(families) == ["asr", "diarize", "separate", "translate", "tts"]
+    assert all(isinstance(t.target, Application) and t.route_prefix is None for t in targets)
+
+
 def write_config(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
     raw = yaml.safe_load(CONFIG.read_text())
     change(next(app for app in raw["applications"] if app["name"] == "translate"))
