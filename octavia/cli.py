@@ -229,18 +229,16 @@ def redub_command(
 ArtifactDirOpt = Annotated[
     Path | None, typer.Option("--artifact-dir", help="artifact cache (default $OCTAVIA_ARTIFACT_DIR)")
 ]
-_UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _size(text: str) -> int:
-    """'20G', '500M', '1.5g', '1000000' -> bytes (decimal units, as `du --si`)."""
-    number, unit = text.strip().lower().rstrip("b"), ""
-    if number and number[-1] in _UNITS:
-        number, unit = number[:-1], number[-1]
+    """'20G', '500MB', '1.5g', '2GiB', '1000000' -> bytes (pydantic's `ByteSize`: G and GB decimal, GiB binary)."""
+    from pydantic import ByteSize, TypeAdapter
+
     try:
-        return int(float(number) * _UNITS[unit])
-    except ValueError:
+        return int(TypeAdapter(ByteSize).validate_python(text))
+    except ValidationError:
         raise BadInputError(f"not a size: {text!r} (say e.g. 20G or 500M)") from None
 
 
@@ -253,14 +251,10 @@ def _period(text: str) -> float:
         raise BadInputError(f"not a period: {text!r} (say e.g. 30d, 12h or 90m)") from None
 
 
-def _human(size: float) -> str:
-    if size < 1000:
-        return f"{size:.0f} B"
-    for unit in ("kB", "MB"):
-        size /= 1000
-        if size < 1000:
-            return f"{size:.1f} {unit}"
-    return f"{size / 1000:.1f} GB"
+def _human(size: int) -> str:
+    from pydantic import ByteSize
+
+    return ByteSize(size).human_readable(decimal=True)
 
 
 @cache_app.command("info")
@@ -268,8 +262,9 @@ def cache_info(artifact_dir: ArtifactDirOpt = None) -> None:
     """Where the artifact cache is and what each stage holds."""
     from pipeline.artifacts import ArtifactPruner, ArtifactStore
 
-    usage = ArtifactPruner(ArtifactStore(artifact_dir)).usage()
-    typer.echo(f"artifact cache: {ArtifactStore(artifact_dir).root}")
+    store = ArtifactStore(artifact_dir)
+    usage = ArtifactPruner(store).usage()
+    typer.echo(f"artifact cache: {store.root}")
     for stage in usage:
         typer.echo(f"{stage.stage:20} {stage.files:8d} files {_human(stage.bytes):>10}")
     typer.echo(f"{'total':20} {sum(s.files for s in usage):8d} files {_human(sum(s.bytes for s in usage)):>10}")
