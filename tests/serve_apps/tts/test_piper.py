@@ -30,8 +30,11 @@ def test_english_round_trip_through_whisper_at_the_recorded_pitch(piper, whisper
     result = whisper.transcribe(clip)
     assert result.language == "en"
     assert word_error_rate(MEASURE_TEXT, result.text) <= 0.2, result.text
-    # Piper samples its noise afresh each time, so the pitch wanders a little around the recorded value.
-    assert measure_pitch(clip).median_hz == pytest.approx(KNOWN_VOICES[VOICE][1], rel=0.12)
+    # Piper samples its noise afresh each time, so the pitch wanders around the recorded value (78.7-91.5 Hz over
+    # 30 syntheses, once 95.2 Hz in CI): the voice's pitch is the median over three syntheses.
+    clips = [clip, piper.synthesize(MEASURE_TEXT, "en-US", VOICE), piper.synthesize(MEASURE_TEXT, "en-US", VOICE)]
+    pitches = [measure_pitch(c).median_hz for c in clips]
+    assert float(np.median(pitches)) == pytest.approx(KNOWN_VOICES[VOICE][1], rel=0.12)
 
 
 def test_faster_speed_gives_shorter_audio(piper):
