@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shutil
 import time
 import uuid
@@ -29,7 +28,7 @@ from octavia.languages import normalize
 from octavia.models.store import ModelStore
 from octavia.profiles import ProfileModels
 from octavia.profiles import resolve as resolve_profile
-from octavia.records import Diarization, Segment, SpeakerProfile, TimeSpan, Translation, TranslationRequest
+from octavia.records import Diarization, Segment, SpeakerProfile, TimeSpan, Translation
 from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
 from pipeline.chunking import ChunkPlan, plan_chunks
@@ -48,6 +47,7 @@ from pipeline.records import (
     SpeakerSummary,
     TranscriptDocument,
 )
+from pipeline.sentences import translate_segments
 from pipeline.speaker_turns import split_at_speaker_changes
 from pipeline.stages import (
     SPEECH_RATE,
@@ -61,7 +61,6 @@ from pipeline.stages import (
 
 log = logging.getLogger(__name__)
 
-TRANSLATION_BATCH = 32
 PROFILE_SECONDS = 30.0  # of each speaker's speech used to estimate their pitch
 VAD_PIECE_SECONDS = 600.0  # 18,750 Silero frames of 32 ms
 
@@ -552,30 +551,14 @@ class DubRun:
         return names
 
     def _translate(self, source: str, target: str, segments: tuple[Segment, ...]) -> tuple[Translation, ...]:
-        spoken = [s for s in segments if s.text.strip()]
-        if source == target:
-            return tuple(
-                Translation(
-                    segment_id=s.id, source_text=s.text, text=s.text, source_language=source, target_language=target
-                )
-                for s in spoken
-            )
-        requests = [
-            TranslationRequest(
-                segment_id=s.id,
-                text=s.text,
-                context_before=spoken[i - 1].text if i > 0 else "",
-                context_after=spoken[i + 1].text if i + 1 < len(spoken) else "",
-            )
-            for i, s in enumerate(spoken)
-        ]
-        done: list[Translation] = []
-        total = math.ceil(len(requests) / TRANSLATION_BATCH)
-        self.progress(f"translate:{target}", 0, total)
-        for n, i in enumerate(range(0, len(requests), TRANSLATION_BATCH), start=1):
-            done.extend(self.clients.translate(requests[i : i + TRANSLATION_BATCH], source, target))
-            self.progress(f"translate:{target}", n, total)
-        return tuple(done)
+        stage = f"translate:{target}"
+        return translate_segments(
+            segments,
+            source,
+            target,
+            lambda batch: self.clients.translate(batch, source, target),
+            on_batch=lambda done, total: self.progress(stage, done, total),
+        )
 
     def _translate_all(
         self, source: str, targets: list[str], segments: tuple[Segment, ...], result: DubResult

@@ -24,11 +24,15 @@ from serve_apps.translate.engine import TranslationEngine, to_translations
 PIVOT = "es"
 _BLOCK = re.compile(r'<p id="s(\d+)">(.*?)</p>', re.DOTALL)
 _SPACES = re.compile(r"[ \t]+")
+# Not before ! ? : ; which French spaces off.
+_SPACE_BEFORE_STOP = re.compile(r"(?<=\S) +(?=[.,](?:\s|$))")
 
 
 def _tidy(text: str) -> str:
-    """Apertium leaves doubled spaces where it drops words and a space before a block's first word."""
-    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n")).strip()
+    """Apertium leaves doubled spaces where it drops words, a space before a block's first word, and at times one
+    before a full stop ("es mi profesora .")."""
+    lines = (_SPACE_BEFORE_STOP.sub("", _SPACES.sub(" ", line)).strip() for line in text.split("\n"))
+    return "\n".join(lines).strip()
 
 
 class ApertiumEngine(TranslationEngine):

@@ -2,8 +2,9 @@
 
 Engines: `ApertiumEngine` (offline, rule-based, `apertium.py`) and `MarianEngine` (quality, OPUS-MT through
 transformers, `marian.py`). `create_translation_engine` maps a profile's `translation` value to one of them.
-`TranslationRequest.context_before/after` is part of the interface for engines that can use sentence context;
-neither current engine does (Apertium is sentence-local, OPUS-MT models were trained on single sentences).
+The dub sends whole sentences (a speaker's segments joined up to a full stop, `pipeline/sentences.py`), so an engine
+sees what it was made for; `TranslationRequest.context_before/after` carry the sentences around it for engines that
+can use them, which neither current one does (Apertium is sentence-local, OPUS-MT was trained on single sentences).
 """
 
 from __future__ import annotations

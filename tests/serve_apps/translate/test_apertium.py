@@ -59,6 +59,11 @@ def test_pivot_through_spanish_gives_portuguese(engine) -> None:
     assert "cães" in out[1].text
 
 
+def test_no_space_before_a_full_stop(engine) -> None:
+    out = engine.translate(_batch([0], ["The woman who lives next door is my teacher."]), "en", "es")
+    assert out[0].text.endswith(" es mi profesora."), out[0].text
+
+
 def test_spanish_to_english(engine) -> None:
     out = engine.translate(_batch([0], ["La casa es grande."]), "es", "en")
     assert out[0].text == "The house is big."
