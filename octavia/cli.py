@@ -232,16 +232,6 @@ ArtifactDirOpt = Annotated[
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _size(text: str) -> int:
-    """'20G', '500MB', '1.5g', '2GiB', '1000000' -> bytes (pydantic's `ByteSize`: G and GB decimal, GiB binary)."""
-    from pydantic import ByteSize, TypeAdapter
-
-    try:
-        return int(TypeAdapter(ByteSize).validate_python(text))
-    except ValidationError:
-        raise BadInputError(f"not a size: {text!r} (say e.g. 20G or 500M)") from None
-
-
 def _period(text: str) -> float:
     """'30d', '12h', '90m' -> seconds."""
     number, unit = text.strip().lower()[:-1], text.strip().lower()[-1:]
@@ -285,13 +275,13 @@ def cache_prune(
     artifact_dir: ArtifactDirOpt = None,
 ) -> None:
     """Remove cached results no run used lately. A later dub or redub recomputes what it needs again."""
-    from pipeline.artifacts import ArtifactPruner, ArtifactStore
+    from pipeline.artifacts import ArtifactPruner, ArtifactStore, parse_size
 
     if older_than is None and max_size is None:
         raise BadInputError("say what to remove: --older-than 30d, --max-size 20G, or both")
     pruner = ArtifactPruner(ArtifactStore(artifact_dir), grace=_period(grace))
     result = pruner.prune(unused_for=_period(older_than) if older_than else None,
-                          max_bytes=_size(max_size) if max_size else None, dry_run=dry_run)  # fmt: skip
+                          max_bytes=parse_size(max_size) if max_size else None, dry_run=dry_run)  # fmt: skip
     verb = "would remove" if dry_run else "removed"
     kept = f"{_human(result.kept_bytes)}, {_human(result.recent_bytes)} of it used within the grace period"
     typer.echo(

@@ -10,19 +10,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from octavia.audio import AudioClip
+from octavia.errors import BadInputError
 
 M = TypeVar("M", bound=BaseModel)
+MAX_SIZE_ENV = "OCTAVIA_ARTIFACT_MAX_SIZE"
+
+log = logging.getLogger(__name__)
 
 
 def content_key(stage: str, config: Any, *inputs: str | bytes) -> str:
@@ -193,3 +199,44 @@ class ArtifactPruner:
         for directory in sorted((p for p in self.store.root.rglob("*") if p.is_dir()), reverse=True):
             with contextlib.suppress(OSError):  # not empty, or a run just wrote into it
                 directory.rmdir()
+
+
+def parse_size(text: str) -> int:
+    """'20G', '500MB', '1.5g', '2GiB', '1000000' -> bytes (pydantic's `ByteSize`: G and GB decimal, GiB binary)."""
+    from pydantic import ByteSize, TypeAdapter
+
+    try:
+        return int(TypeAdapter(ByteSize).validate_python(text.strip()))
+    except ValidationError:
+        raise BadInputError(f"not a size: {text!r} (say e.g. 20G or 500M)") from None
+
+
+def size_cap_from_env() -> int | None:
+    """The size a dub leaves the store at when it ends, from $OCTAVIA_ARTIFACT_MAX_SIZE (unset: no cap)."""
+    text = os.environ.get(MAX_SIZE_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except BadInputError as exc:
+        raise BadInputError(f"{MAX_SIZE_ENV}: {exc.message}") from None
+
+
+@contextlib.contextmanager
+def size_capped(store: ArtifactStore, max_bytes: int | None) -> Iterator[None]:
+    """Prune `store` down to `max_bytes` (least recently used first, never within the grace period) when the block
+    ends, however it ends: a failed dub's leftovers count too. A prune that fails is logged, not raised, so it
+    never hides the dub's own result or error."""
+    try:
+        yield
+    finally:
+        if max_bytes is not None:
+            try:
+                result = ArtifactPruner(store).prune(max_bytes=max_bytes)
+            except OSError as exc:
+                log.warning("could not prune the artifact cache %s: %s", store.root, exc)
+            else:
+                log.info(
+                    "artifact cache %s: %d files (%d bytes) pruned to stay under %d bytes; %d bytes kept",
+                    store.root, result.removed_files, result.removed_bytes, max_bytes, result.kept_bytes,
+                )  # fmt: skip

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octavia.errors import BadInputError, OctaviaError
 from octavia.languages import normalize
@@ -28,6 +28,10 @@ from octavia.signals import exit_on_sigterm
 from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, prepare_input, separation_engine
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.records import DubRequest
+
+if TYPE_CHECKING:
+    from octavia.profiles import ProfileModels
+    from pipeline.artifacts import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +142,37 @@ def run_job(
     """Run one dub; `local=True` runs every stage in this process without Ray (its Whisper and Kokoro with
     `local_threads` threads each; 0: every core)."""
     from octavia.profiles import resolve
-    from pipeline.artifacts import ArtifactStore
+    from pipeline.artifacts import ArtifactStore, size_cap_from_env, size_capped
 
     info = validate(request)
+    cap = size_cap_from_env()  # a bad value fails here, before any work
     profile = resolve(request.profile)
     request = request.model_copy(update={"profile": profile.name})
     store = ArtifactStore(artifact_dir)
-    if local:
-        from pipeline.clients import LocalClients
-        from pipeline.executors import LocalExecutor
+    with size_capped(store, cap):
+        if local:
+            from pipeline.clients import LocalClients
+            from pipeline.executors import LocalExecutor
 
-        clients = LocalClients(profile, separation_engine(request.separation, profile), cpu_threads=local_threads)
-        return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
-                      hook=hook, local_threads=local_threads).run()  # fmt: skip
+            clients = LocalClients(profile, separation_engine(request.separation, profile), cpu_threads=local_threads)
+            return DubRun(request, executor=LocalExecutor(), clients=clients, clients_mode="local", store=store,
+                          hook=hook, local_threads=local_threads).run()  # fmt: skip
+        return _run_on_ray(request, profile, info, store, address=address, parallelism=parallelism, hook=hook,
+                           deploy=deploy, dashboard=dashboard)  # fmt: skip
 
+
+def _run_on_ray(
+    request: DubRequest,
+    profile: ProfileModels,
+    info: MediaInfo,
+    store: ArtifactStore,
+    *,
+    address: str | None,
+    parallelism: int,
+    hook: ProgressHook | None,
+    deploy: bool,
+    dashboard: bool,
+) -> DubResult:
     from octavia.models.store import ModelStore
     from pipeline.clients import ServeClients
     from pipeline.executors import RayDataExecutor

@@ -126,6 +126,13 @@ def test_ray_pods_and_the_api_share_the_data_volume():
         assert {"name": "data", "persistentVolumeClaim": {"claimName": claim}} in pod["volumes"]
         env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
         assert env["OCTAVIA_DATA_DIR"] == "/data"
+        assert (env["OCTAVIA_ARTIFACT_DIR"], env["OCTAVIA_ARTIFACT_MAX_SIZE"]) == ("/data/artifacts", "50G")
+
+
+def test_the_artifact_cache_cap_can_be_lifted():
+    head = one(render({"storage": {"data": {"artifactMaxSize": ""}}}), "RayService")["spec"]["rayClusterConfig"]
+    env = {e["name"] for e in head["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "OCTAVIA_ARTIFACT_DIR" in env and "OCTAVIA_ARTIFACT_MAX_SIZE" not in env
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.artifacts import ArtifactPruner, ArtifactStore
+from octavia.errors import BadInputError
+from pipeline.artifacts import MAX_SIZE_ENV, ArtifactPruner, ArtifactStore, size_capped
+from pipeline.job import run_job
+from pipeline.records import DubRequest
+from tests.factories import ffmpeg
 
 NOW = float(int(time.time()))  # the CLI test runs against the real clock
 DAY = 86_400.0
@@ -95,3 +99,46 @@ def test_cli_info_and_prune(store: ArtifactStore) -> None:
     pruned = octavia("prune", "--max-size", "0", "--grace", "0s")
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.startswith("removed 4 files") and present(store) == set()
+
+
+@pytest.fixture
+def tune(tmp_path: Path) -> Path:
+    """Three seconds without speech: a dub that runs every step but synthesis, in seconds."""
+    path = tmp_path / "tune.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:a", "aac", str(path))
+    return path
+
+
+def test_a_dub_ends_by_pruning_the_store_to_the_cap_it_is_given(store, tune, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(MAX_SIZE_ENV, "1")
+    before = present(store)
+    result = run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline",
+                                separation="none"), local=True, artifact_dir=store.root)  # fmt: skip
+    assert result.ok and (tmp_path / "out" / "tune.es.m4a").exists()
+    left = present(store)
+    assert left & before == {"cc01"}  # what no run used for days went; the two-hour-old one stays
+    assert left - before  # and so does what this dub wrote (within the grace period)
+
+
+def test_without_a_cap_a_dub_prunes_nothing(store, tune, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(MAX_SIZE_ENV, raising=False)
+    before = present(store)
+    run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline", separation="none"),
+            local=True, artifact_dir=store.root)  # fmt: skip
+    assert present(store) > before
+
+
+def test_a_failed_dub_is_pruned_too(store) -> None:
+    with pytest.raises(RuntimeError, match="stage failed"), size_capped(store, 0):
+        raise RuntimeError("stage failed")
+    assert present(store) == {"cc01"}
+
+
+@pytest.mark.parametrize("value", ["lots", "-5G", "20X"])
+def test_a_bad_cap_is_refused_before_any_work(store, tune, tmp_path, monkeypatch, value) -> None:
+    monkeypatch.setenv(MAX_SIZE_ENV, value)
+    before = present(store)
+    with pytest.raises(BadInputError, match=MAX_SIZE_ENV):
+        run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline"),
+                local=True, artifact_dir=store.root)  # fmt: skip
+    assert present(store) == before and not (tmp_path / "out").exists()

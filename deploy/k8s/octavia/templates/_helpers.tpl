@@ -82,6 +82,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 - name: OCTAVIA_ARTIFACT_DIR
   value: {{ printf "%s/artifacts" .Values.storage.data.mountPath | quote }}
+{{- with .Values.storage.data.artifactMaxSize }}
+- name: OCTAVIA_ARTIFACT_MAX_SIZE
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "octavia.storageMounts" -}}
