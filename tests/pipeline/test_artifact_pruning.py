@@ -13,6 +13,7 @@ import pytest
 
 from octavia.errors import BadInputError
 from pipeline.artifacts import MAX_SIZE_ENV, ArtifactPruner, ArtifactStore, size_capped
+from pipeline.dub import DubResult
 from pipeline.job import run_job
 from pipeline.records import DubRequest
 from tests.factories import ffmpeg
@@ -109,11 +110,15 @@ def tune(tmp_path: Path) -> Path:
     return path
 
 
+def dub_locally(tune: Path, out: Path, store: ArtifactStore) -> DubResult:
+    request = DubRequest(input=tune, targets=("es",), out_dir=out, profile="offline", separation="none")
+    return run_job(request, local=True, artifact_dir=store.root)
+
+
 def test_a_dub_ends_by_pruning_the_store_to_the_cap_it_is_given(store, tune, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(MAX_SIZE_ENV, "1")
     before = present(store)
-    result = run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline",
-                                separation="none"), local=True, artifact_dir=store.root)  # fmt: skip
+    result = dub_locally(tune, tmp_path / "out", store)
     assert result.ok and (tmp_path / "out" / "tune.es.m4a").exists()
     left = present(store)
     assert left & before == {"cc01"}  # what no run used for days went; the two-hour-old one stays
@@ -123,8 +128,7 @@ def test_a_dub_ends_by_pruning_the_store_to_the_cap_it_is_given(store, tune, tmp
 def test_without_a_cap_a_dub_prunes_nothing(store, tune, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv(MAX_SIZE_ENV, raising=False)
     before = present(store)
-    run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline", separation="none"),
-            local=True, artifact_dir=store.root)  # fmt: skip
+    dub_locally(tune, tmp_path / "out", store)
     assert present(store) > before
 
 
@@ -139,6 +143,5 @@ def test_a_bad_cap_is_refused_before_any_work(store, tune, tmp_path, monkeypatch
     monkeypatch.setenv(MAX_SIZE_ENV, value)
     before = present(store)
     with pytest.raises(BadInputError, match=MAX_SIZE_ENV):
-        run_job(DubRequest(input=tune, targets=("es",), out_dir=tmp_path / "out", profile="offline"),
-                local=True, artifact_dir=store.root)  # fmt: skip
+        dub_locally(tune, tmp_path / "out", store)
     assert present(store) == before and not (tmp_path / "out").exists()
