@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ByteSize, TypeAdapter, ValidationError
 
 from octavia.audio import AudioClip
 from octavia.errors import BadInputError
@@ -203,8 +203,6 @@ class ArtifactPruner:
 
 def parse_size(text: str) -> int:
     """'20G', '500MB', '1.5g', '2GiB', '1000000' -> bytes (pydantic's `ByteSize`: G and GB decimal, GiB binary)."""
-    from pydantic import ByteSize, TypeAdapter
-
     try:
         return int(TypeAdapter(ByteSize).validate_python(text.strip()))
     except ValidationError:
