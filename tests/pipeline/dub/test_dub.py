@@ -168,6 +168,34 @@ def test_redub_after_the_cache_was_pruned_speaks_every_line_again(dubbed, artifa
     assert probe_media(copy / "talk.es.mp4").duration == pytest.approx(after.plan.duration, abs=0.05)
 
 
+def test_redub_ends_by_pruning_the_store_to_the_cap_as_a_dub_does(dubbed, artifact_dir, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import time
+
+    import numpy as np
+
+    from pipeline.artifacts import MAX_SIZE_ENV, ArtifactStore
+    from pipeline.redub import redub
+
+    _, doc, out = dubbed
+    copy, cache = tmp_path / "copy", tmp_path / "artifacts"
+    shutil.copytree(out, copy)
+    shutil.copytree(artifact_dir, cache)  # copy2: the files keep this session's times, within the grace day
+    stale = cache / "lines" / "ff" / "ff01.npy"
+    ArtifactStore(cache).put_array("lines", "ff01", np.zeros(1000))
+    month_ago = time.time() - 30 * 86_400
+    os.utime(stale, (month_ago, month_ago))
+    monkeypatch.setenv(MAX_SIZE_ENV, "1")
+    lines = doc.languages["es"].lines
+    result = redub(copy / "talk.transcript.json", language="es", edits={lines[0].segment_id: "Hola."},
+                   artifact_dir=cache)  # fmt: skip
+    assert result.resynthesized == 1
+    assert not stale.exists()  # what no run used for a month went
+    after = TranscriptDocument.model_validate_json((copy / "talk.transcript.json").read_text()).languages["es"]
+    assert all((cache / "lines" / line.audio_key[:2] / f"{line.audio_key}.wav").exists() for line in after.lines)
+
+
 def test_redub_that_slows_the_video_retimes_the_copied_picture(dubbed, conversation, artifact_dir, tmp_path):
     import shutil
 
