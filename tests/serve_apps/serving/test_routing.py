@@ -77,6 +77,10 @@ def test_one_replica_runs_every_callers_line_at_once(deploy, caller_class, tmp_p
     log = tmp_path / "calls.log"
     deploy(build_app(sized_tts_args(workers, log)), f"routing{workers}")
     callers = [caller_class.remote(f"routing{workers}") for _ in range(2)]
+    # A caller's first call waits for its actor to start and its router to learn the replica (seconds on a busy
+    # host): one call each first, so the lines below are sent together and not after the other caller's are done.
+    ray.get([c.run.remote(["warm"]) for c in callers])
+    log.unlink()
     lines = [f"line {i}" for i in range(4)]  # 0.3 s each
     durations = [d for done in ray.get([c.run.remote(lines) for c in callers]) for d in done]
 
