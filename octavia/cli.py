@@ -185,6 +185,8 @@ def dub(
     for files in result.outputs.values():
         for f in files:
             typer.echo(f"wrote {f}")
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for lang, message in result.failed.items():
         typer.echo(f"error[{lang}]: {message}", err=True)
     if not result.ok:

@@ -51,6 +51,9 @@ class Transcription(Record):
     language_probability: float
     duration: float
     segments: tuple[Segment, ...]
+    # When `language` was given rather than detected: what the model hears in the speech (None: not checked).
+    detected_language: str | None = None
+    detected_language_probability: float = 0.0
 
     @property
     def text(self) -> str:

@@ -34,7 +34,9 @@ SERVE_DEPLOYMENTS: dict[str, tuple[str, str]] = {
 
 
 class ModelClients(Protocol):
-    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription: ...
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription: ...
 
     def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings: ...
 
@@ -102,8 +104,10 @@ class LocalClients:
 
         return [load_engine(model, self.store, cpu_threads=self.cpu_threads) for model in self.profile.tts]
 
-    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
-        return self._asr.transcribe(audio, language, offset=offset)
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
+        return self._asr.transcribe(audio, language, offset=offset, check_language=check_language)
 
     def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings:
         return self.diarizer.embed_speech(audio, offset)
@@ -165,8 +169,10 @@ class ServeClients:
     def _call(self, family: str, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._handle(family), method).remote(*args, **kwargs).result()
 
-    def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
-        return self._call("asr", "transcribe", audio, language, offset)
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
+        return self._call("asr", "transcribe", audio, language, offset, check_language)
 
     def embed_speech(self, audio: AudioClip, offset: float = 0.0) -> SpeechEmbeddings:
         return self._call("diarize", "embed_speech", audio, offset)

@@ -66,6 +66,7 @@ VAD_PIECE_SECONDS = 600.0  # 18,750 Silero frames of 32 ms
 
 ProgressHook = Callable[[ProgressEvent], None]
 UNDETERMINED = "und"  # ISO 639-2 for "no language": speech-free input
+FORCED_LANGUAGE_DOUBT = 0.8  # how sure the ASR must be that a given source language is wrong before the run warns
 ANALYSIS_FAMILIES = frozenset({"separate", "asr", "diarize"})  # the per-chunk models
 
 
@@ -76,6 +77,7 @@ class DubResult:
     duration: float
     outputs: dict[str, list[Path]]  # language -> files, plus "source" for language-independent ones
     failed: dict[str, str] = field(default_factory=dict)  # language -> error message
+    warnings: list[str] = field(default_factory=list)  # the run succeeded, but its user should know
     chunks_computed: int = 0
     chunks_cached: int = 0
     lines_computed: int = 0
@@ -240,14 +242,37 @@ def check_pairs(
         raise UnsupportedLanguagePairError(f"{message}; available pairs: {available}", details=details)
 
 
-def detection_confidence(analyses: list[ChunkAnalysis], language: str) -> float:
+def detection_confidence(analyses: list[ChunkAnalysis], language: str, *, forced: bool = False) -> float:
     """How sure the ASR was of `language`: its detection probability in the chunks that heard it, weighted by
-    their seconds of speech."""
-    heard = [a for a in analyses if a.language == language]
-    seconds = sum(a.speech_seconds for a in heard)
+    their seconds of speech. `forced`: the detection it made beside a transcription in a given language."""
+    heard = [
+        (a.detected_language_probability if forced else a.language_probability, a.speech_seconds)
+        for a in analyses
+        if (a.detected_language if forced else a.language) == language
+    ]
+    seconds = sum(s for _, s in heard)
     if seconds <= 0:  # heard only in chunks without segments (or not at all)
-        return max((a.language_probability for a in heard), default=0.0)
-    return sum(a.language_probability * a.speech_seconds for a in heard) / seconds
+        return max((p for p, _ in heard), default=0.0)
+    return sum(p * s for p, s in heard) / seconds
+
+
+def forced_language_warning(analyses: list[ChunkAnalysis], source: str) -> str | None:
+    """A warning when the speech sounds like another language than the one the run was told (`--from`): Whisper
+    then writes what it hears in the wrong language, or translates it, and the dub says something else."""
+    votes: Counter[str] = Counter()
+    for a in analyses:
+        if a.detected_language is not None:
+            votes[a.detected_language] += a.speech_seconds
+    if not votes:  # nothing checked: no speech, or an English-only model
+        return None
+    heard = votes.most_common(1)[0][0]
+    confidence = detection_confidence(analyses, heard, forced=True)
+    if heard == source or confidence < FORCED_LANGUAGE_DOUBT:
+        return None
+    return (
+        f"the source was given as {source!r} but the speech sounds like {heard!r} ({confidence:.0%} sure): "
+        f"the transcript and the dub are likely wrong; leave --from out (source_language unset) to detect it"
+    )
 
 
 def separation_engine(choice: str, profile: ProfileModels) -> str:
@@ -331,6 +356,9 @@ class DubRun:
                 forced = ctx.model_copy(update={"language": language})
                 again = {a.chunk.index: a for a in self._analyze(forced, redo, result)}
                 analyses = [again.get(a.chunk.index, a) for a in analyses]
+        elif source is not None and (warning := forced_language_warning(analyses, source)):
+            log.warning(warning)
+            result.warnings.append(warning)
         # The rest of the run works from the cached analyses: on its own cluster their replicas' cores and
         # memory go to synthesis.
         self.clients.release(ANALYSIS_FAMILIES)
@@ -372,6 +400,7 @@ class DubRun:
 
             transcript = TranscriptDocument(
                 source_language=language,
+                warnings=tuple(result.warnings),
                 duration=duration,
                 segments=segments,
                 speakers=tuple(

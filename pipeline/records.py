@@ -45,6 +45,8 @@ class ChunkAnalysis(Record):
     language: str
     language_probability: float
     segments: tuple[Segment, ...]
+    detected_language: str | None = None  # what the ASR heard when `language` was forced (see Transcription)
+    detected_language_probability: float = 0.0
     windows: tuple[TimeSpan, ...]  # speech windows embedded for speaker clustering
     embeddings_key: str  # artifact key of the (len(windows), dim) float32 array
     stems_key: str | None  # artifact key of the chunk's separated vocals/background, when separation ran
@@ -99,6 +101,7 @@ class TranscriptDocument(Record):
 
     version: int = 1
     source_language: str
+    warnings: tuple[str, ...] = ()  # what the run doubted though it succeeded (e.g. a --from the speech contradicts)
     duration: float
     segments: tuple[Segment, ...]
     speakers: tuple[SpeakerSummary, ...]

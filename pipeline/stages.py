@@ -23,6 +23,9 @@ from pipeline.chunking import Chunk
 from pipeline.records import ChunkAnalysis
 
 SPEECH_RATE = 16_000
+# A given source language is checked against what the ASR hears in chunks 0, 4, 8, ...: an encoder pass each, a
+# sample enough for the run's warning (every chunk would add ~10 % to the analysis).
+LANGUAGE_CHECK_EVERY = 4
 
 
 class StageContext(Record):
@@ -114,7 +117,8 @@ class ChunkAnalyzer:
             self.store.put_audio("background", key, stems.background)
             voice = stems.vocals
         speech = voice.mono().resample(SPEECH_RATE)
-        transcription = self.clients.transcribe(speech, self.ctx.language, chunk.start)
+        check = chunk.index % LANGUAGE_CHECK_EVERY == 0
+        transcription = self.clients.transcribe(speech, self.ctx.language, chunk.start, check)
         embedded = self.clients.embed_speech(speech, chunk.start)
         self.store.put_array("embeddings", key, np.asarray(embedded.vectors, dtype=np.float32))
         analysis = ChunkAnalysis(
@@ -122,6 +126,8 @@ class ChunkAnalyzer:
             language=transcription.language,
             language_probability=transcription.language_probability,
             segments=transcription.segments,
+            detected_language=transcription.detected_language,
+            detected_language_probability=transcription.detected_language_probability,
             windows=tuple(embedded.windows),
             embeddings_key=key,
             stems_key=stems_key,

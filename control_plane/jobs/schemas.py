@@ -36,7 +36,9 @@ class JobCreate(BaseModel):
         min_length=1, max_length=MAX_LANGUAGES_IN_REQUEST, description="ISO 639-1 codes, e.g. ['es', 'pt']"
     )
     source_language: Annotated[str, Field(min_length=2, max_length=16)] | None = Field(
-        default=None, description="ISO 639-1 code, or null / 'auto' to detect it"
+        default=None,
+        description="ISO 639-1 code, or null / 'auto' to detect it. A given code is used as told; when the speech "
+        "sounds like another language, the transcript's `warnings` say so",
     )
     options: JobOptions = Field(default_factory=JobOptions)
 

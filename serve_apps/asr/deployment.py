@@ -35,10 +35,15 @@ class Transcriber:
         self._runner = EngineRunner("asr", workers=engine_workers)
         self._metrics = ServingMetrics()
 
-    async def transcribe(self, audio: AudioClip, language: str | None = None, offset: float = 0.0) -> Transcription:
-        """Speech to text with word times; `offset` (s) places a chunk on the whole input's timeline."""
+    async def transcribe(
+        self, audio: AudioClip, language: str | None = None, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
+        """Speech to text with word times; `offset` (s) places a chunk on the whole input's timeline;
+        `check_language`: see `AsrEngine.transcribe`."""
         with self._metrics.request("transcribe"):
-            result = await self._runner.run(self._engine.transcribe, audio, language, offset=offset)
+            result = await self._runner.run(
+                self._engine.transcribe, audio, language, offset=offset, check_language=check_language
+            )
             self._metrics.audio("transcribe", audio.duration)
             return result
 

@@ -24,8 +24,11 @@ class AsrEngine(ABC):
     sample_rate = SAMPLE_RATE
 
     @abstractmethod
-    def transcribe(self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0) -> Transcription:
-        """`offset` is added to every time so chunk results land on the whole input's timeline."""
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
+        """`offset` is added to every time so chunk results land on the whole input's timeline. `check_language`
+        with a given `language`: also detect what the speech sounds like (`Transcription.detected_language`)."""
 
     @abstractmethod
     def languages(self) -> tuple[str, ...]: ...
@@ -67,7 +70,9 @@ class FasterWhisperEngine(AsrEngine):
     def languages(self) -> tuple[str, ...]:
         return tuple(self._model.supported_languages)
 
-    def transcribe(self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0) -> Transcription:
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
         if language is not None and language not in self.languages():
             raise UnsupportedLanguageError(
                 f"this ASR model cannot transcribe {language!r}; it knows: {', '.join(self.languages())}",
@@ -107,9 +112,21 @@ class FasterWhisperEngine(AsrEngine):
                     no_speech_prob=seg.no_speech_prob,
                 )
             )
+        detected: tuple[str | None, float] = (None, 0.0)
+        if check_language and language is not None and segments and self._model.model.is_multilingual:
+            # A given language skips Whisper's detection; one more encoder pass over the first 30 s of speech tells
+            # whether the speech is in that language at all (the run warns when it is not).
+            from faster_whisper.vad import VadOptions  # detect_language, unlike transcribe, takes no dict
+
+            heard, probability, _ = self._model.detect_language(
+                samples, vad_filter=self._vad_filter, vad_parameters=VadOptions(min_silence_duration_ms=500)
+            )
+            detected = (heard, round(float(probability), 4))
         return Transcription(
             language=info.language,
             language_probability=info.language_probability,
             duration=round(clip.duration, 3),
             segments=tuple(segments),
+            detected_language=detected[0],
+            detected_language_probability=detected[1],
         )

@@ -3,13 +3,20 @@ import pytest
 from octavia.errors import UnsupportedLanguagePairError
 from octavia.records import Segment
 from pipeline.chunking import Chunk
-from pipeline.dub import check_pairs, detection_confidence
+from pipeline.dub import check_pairs, detection_confidence, forced_language_warning
 from pipeline.records import ChunkAnalysis
 
 PAIRS = {("en", "es"), ("es", "en"), ("es", "pt")}
 
 
-def analysis(index: int, language: str, probability: float, speech: list[tuple[float, float]]) -> ChunkAnalysis:
+def analysis(
+    index: int,
+    language: str,
+    probability: float,
+    speech: list[tuple[float, float]],
+    heard: tuple[str, float] | None = None,
+) -> ChunkAnalysis:
+    """`heard`: what the ASR detected beside a transcription forced into `language`."""
     segments = tuple(Segment(id=i, start=a, end=b, text="x") for i, (a, b) in enumerate(speech))
     return ChunkAnalysis(
         chunk=Chunk(start=index * 60.0, end=(index + 1) * 60.0, index=index),
@@ -19,6 +26,8 @@ def analysis(index: int, language: str, probability: float, speech: list[tuple[f
         windows=(),
         embeddings_key="k",
         stems_key=None,
+        detected_language=heard[0] if heard else None,
+        detected_language_probability=heard[1] if heard else 0.0,
     )
 
 
@@ -57,3 +66,21 @@ def test_reachable_targets_and_re_voicing_pass():
     check_pairs("offline", None, ["es", "pt"], PAIRS)
     with pytest.raises(UnsupportedLanguagePairError, match="any language -> fr"):
         check_pairs("offline", None, ["fr"], PAIRS)
+
+
+def test_a_given_source_the_speech_contradicts_is_warned_about_with_how_sure_the_asr_was():
+    english = [
+        analysis(0, "es", 1.0, [(0.0, 40.0)], heard=("en", 0.95)),
+        analysis(1, "es", 1.0, [(60.0, 70.0)], heard=("es", 0.6)),  # 10 s heard otherwise: outvoted
+    ]
+    warning = forced_language_warning(english, "es")
+    assert warning is not None and "'es'" in warning and "'en' (95% sure)" in warning and "--from" in warning
+    assert forced_language_warning(english, "en") is None  # what was given is what is heard
+
+
+def test_no_warning_when_the_asr_is_unsure_or_did_not_check():
+    unsure = [analysis(0, "pt", 1.0, [(0.0, 40.0)], heard=("es", 0.7))]  # accented speech: close languages
+    assert forced_language_warning(unsure, "pt") is None
+    unchecked = [analysis(0, "es", 1.0, [(0.0, 40.0)])]  # detected, not forced; or an English-only model
+    assert forced_language_warning(unchecked, "es") is None
+    assert forced_language_warning([analysis(0, "es", 1.0, [], heard=None)], "es") is None  # no speech

@@ -80,3 +80,25 @@ def test_telephone_band_mono_keeps_two_speakers_apart(conversation, tmp_path, ar
         assert line.start < (segment.start + segment.end) / 2 < line.end
         assert segment.start > line.start - 0.6 and segment.end < line.end + 0.6  # the gaps are 1.2 s
     assert len({s.voices["es"] for s in doc.speakers}) == 2
+
+
+def test_a_source_language_the_speech_contradicts_is_dubbed_with_a_warning(conversation, tmp_path, artifact_dir):
+    """English speech declared Spanish (`--from es`): the run does what it was told, as the user may know better,
+    but says on stderr and in the transcript that the speech sounds English and how sure the ASR is."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifact_dir), "OCTAVIA_PROFILE": "offline"}
+    result = subprocess.run(
+        [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "en", "--from", "es",
+         "--out", str(out), "--local", "--separation", "none", "--max-speedup", "1.6"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert "given as 'es'" in warning and "sounds like 'en'" in warning
+    doc = TranscriptDocument.model_validate_json((out / "talk.transcript.json").read_text())
+    assert doc.source_language == "es" and doc.warnings == (warning.removeprefix("warning: "),)
+    assert (out / "talk.en.mp4").exists()

@@ -95,3 +95,14 @@ def test_two_threads_on_one_model_transcribe_as_one_at_a_time(model_store, tmp_p
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(lambda clip: engine.transcribe(clip, "en"), clips * 2))
     assert together == alone * 2
+
+
+def test_a_given_language_is_checked_against_what_the_model_hears_on_request(base, tiny_en, tmp_path):
+    english = espeak("Please open the window and close the door.", tmp_path / "en.wav")
+    forced = base.transcribe(english, "es", check_language=True)
+    assert forced.language == "es"  # transcribed as told...
+    assert forced.detected_language == "en" and forced.detected_language_probability > 0.8  # ...but heard as English
+    assert base.transcribe(english, "en", check_language=True).detected_language == "en"
+    assert base.transcribe(english, "es").detected_language is None  # not asked: no extra pass
+    assert base.transcribe(english, check_language=True).detected_language is None  # detected anyway
+    assert tiny_en.transcribe(english, "en", check_language=True).detected_language is None  # English-only model

@@ -21,7 +21,9 @@ class BrokenAsrEngine(AsrEngine):
     def languages(self) -> tuple[str, ...]:
         return ("en",)
 
-    def transcribe(self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0) -> Transcription:
+    def transcribe(
+        self, audio: AudioClip, language: str | None = None, *, offset: float = 0.0, check_language: bool = False
+    ) -> Transcription:
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 

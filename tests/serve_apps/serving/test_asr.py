@@ -40,6 +40,8 @@ def test_transcribes_through_the_handle_with_offset(asr, speech) -> None:
     assert result.duration == pytest.approx(speech.duration, abs=0.01)
     assert 12.5 <= result.segments[0].start < 12.5 + speech.duration
     assert asr.languages.remote().result() == ("en",)
+    checked = asr.transcribe.remote(speech, "en", offset=0.0, check_language=True).result()
+    assert words_of(checked.text) == WORDS and checked.detected_language is None  # English-only: nothing to tell
 
 
 def test_engine_errors_reach_the_caller_typed(asr, speech) -> None:
