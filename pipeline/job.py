@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     if reporter is not None:
         if result.ok:
-            reporter.finish("succeeded", media_duration=result.duration)
+            reporter.finish("succeeded", media_duration=result.duration, warnings=result.warnings)
         else:
             message = "; ".join(f"{lang}: {msg}" for lang, msg in result.failed.items())
-            reporter.finish("failed", error={"code": "language_failed", "message": message})
+            reporter.finish("failed", error={"code": "language_failed", "message": message}, warnings=result.warnings)
     # After a crash or a stop, the first number says how much of the analysis the re-run did not redo.
     log.info("chunks: %d from the artifact cache, %d computed", result.chunks_cached, result.chunks_computed)
     for files in result.outputs.values():

@@ -71,9 +71,17 @@ class HttpProgressReporter:
         self.last_sent = now
         self.post({"stage": event.stage, "progress": percent, "eta_seconds": eta, "status": "running"})
 
-    def finish(self, status: str, *, error: dict[str, Any] | None = None, media_duration: float | None = None) -> None:
+    def finish(
+        self,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        media_duration: float | None = None,
+        warnings: Sequence[str] = (),
+    ) -> None:
         payload = {"stage": "done", "progress": 100.0 if status == "succeeded" else None, "eta_seconds": 0.0}
-        self.post({**payload, "status": status, "error": error, "media_duration": media_duration})
+        self.post({**payload, "status": status, "error": error, "media_duration": media_duration,
+                   "warnings": list(warnings)})  # fmt: skip
 
     def post(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()

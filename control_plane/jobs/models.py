@@ -102,6 +102,8 @@ class Job(CreatedAt, Base):
     charged_credits: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # What the pipeline measured (seconds); the charge uses it, falling back to the upload's probe.
     media_duration: Mapped[float | None] = mapped_column(Float, default=None)
+    # What the pipeline doubted in a run that succeeded (e.g. a source language the speech contradicts).
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, default=None)
 
     # Runs: 1 + user retries. Attempts: Ray submissions ever (names them); run_attempts: in this run (bounded).
     runs: Mapped[int] = mapped_column(Integer, default=1)

@@ -62,6 +62,9 @@ class JobRead(BaseModel):
     reserved_credits: int = Field(description="credits held for the current run")
     charged_credits: int | None = Field(description="credits charged (set when the job succeeded)")
     media_duration: float | None = Field(description="seconds, as measured by the pipeline")
+    warnings: list[str] = Field(
+        description="what the run doubted though it succeeded, e.g. a source_language the speech contradicts"
+    )
     cancel_requested: bool
     attempts: int = Field(description="Ray runs of the current run (retries after infrastructure failures)")
     created_at: datetime
@@ -85,6 +88,7 @@ class JobRead(BaseModel):
             reserved_credits=job.reserved_credits,
             charged_credits=job.charged_credits,
             media_duration=job.media_duration,
+            warnings=list(job.warnings or ()),
             cancel_requested=job.cancel_requested,
             attempts=job.run_attempts,
             created_at=job.created_at,
@@ -122,6 +126,7 @@ class ProgressReport(BaseModel):
     status: Literal["running", "succeeded", "failed"] = "running"
     error: ReportedError | None = None
     media_duration: float | None = Field(default=None, gt=0)
+    warnings: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list, max_length=20)
 
 
 class ProgressAck(BaseModel):

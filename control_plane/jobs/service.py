@@ -227,6 +227,7 @@ def retry_job(session: Session, settings: Settings, user_id: uuid.UUID, job_id: 
     job.reservation_id, job.reserved_credits, job.charged_credits = reservation.id, estimate.credits, None
     job.stage, job.progress, job.eta_seconds, job.error_code, job.error_message = None, 0.0, None, None, None
     job.media_duration, job.run_attempts, job.ray_job_id, job.ray_seen_at = None, 0, None, None
+    job.warnings = None
     job.progress_token_hash, job.reported_status, job.cancel_requested_at = None, None, None
     job.submitted_at, job.started_at, job.last_progress_at, job.finished_at = None, None, None, None
     _status_event(repository, job)
@@ -298,6 +299,8 @@ def record_progress(
     job.last_progress_at = now
     if report.media_duration is not None:
         job.media_duration = report.media_duration
+    if report.warnings:
+        job.warnings = list(report.warnings)
     if report.status != "running":
         job.reported_status = report.status
         if report.status == "failed":

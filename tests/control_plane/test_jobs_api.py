@@ -410,6 +410,8 @@ def test_the_progress_channel_is_internal_and_token_bound(
     assert_error(harness.client.post(unknown, json=report, headers=bearer(spec)), 401, "invalid_progress_token")
     assert_error(harness.progress(job["id"], spec, stage="x", progress=150.0), 422, "validation_error")
     assert_error(harness.progress(job["id"], spec, stage="x", status="exploded"), 422, "validation_error")
+    assert_error(harness.progress(job["id"], spec, stage="x", warnings=["w"] * 21), 422, "validation_error")
+    assert_error(harness.progress(job["id"], spec, stage="x", warnings=["w" * 1001]), 422, "validation_error")
     assert harness.get(user, job["id"])["progress"] == 0
 
     ok = harness.progress(job["id"], spec, **report)

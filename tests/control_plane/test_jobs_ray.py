@@ -326,6 +326,7 @@ def test_the_real_pipeline_runs_through_ray(
     assert job["status"] == "succeeded", job
     assert job["options"]["profile"] == "auto" and job["media_duration"] == pytest.approx(duration, abs=0.2)
     assert job["charged_credits"] == 10  # 1 started minute x 1 language x 10
+    assert job["warnings"] == []  # the source language was detected: nothing to doubt
     with live_ray.factory() as session:
         assert assert_ledger_consistent(session, live_ray.user.id) == (90, 0)
     stages = [data["stage"] for kind, data in run.events if kind == "progress"]

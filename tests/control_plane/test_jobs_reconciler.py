@@ -111,7 +111,10 @@ def test_a_successful_run_is_charged_for_the_measured_duration(
     assert (running["stage"], running["progress"], running["eta_seconds"]) == ("synthesize:es", 55.5, 12.0)
 
     write_outputs(spec, upload.id, ["es", "pt"])
-    final = harness.progress(job["id"], spec, stage="done", progress=100.0, status="succeeded", media_duration=50.0)
+    assert running["warnings"] == []
+    doubt = "the source was given as 'es' but the speech sounds like 'en' (94% sure): ..."
+    final = harness.progress(job["id"], spec, stage="done", progress=100.0, status="succeeded", media_duration=50.0,
+                             warnings=[doubt])  # fmt: skip
     assert final.json()["accepted"] is True
     assert harness.get(user, job["id"])["status"] == "running"  # finished when Ray says the process ended
     harness.runner.set(spec.submission_id, RayJobState.SUCCEEDED)
@@ -120,6 +123,7 @@ def test_a_successful_run_is_charged_for_the_measured_duration(
     done = harness.get(user, job["id"])
     assert done["status"] == "succeeded" and done["progress"] == 100 and done["stage"] == "done"
     assert done["charged_credits"] == 20 and done["media_duration"] == 50.0  # 1 started minute x 2 x 10
+    assert done["warnings"] == [doubt]
     assert assert_ledger_consistent(session, user.id) == (80, 0)
     assert count_entries(session, user.id, EntryKind.CAPTURE) == 1
     (event,) = _events(session, user.id)

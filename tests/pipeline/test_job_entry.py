@@ -13,13 +13,17 @@ from pipeline import job, progress
 class RecordingReporter:
     def __init__(self, url: str, token: str, targets: tuple[str, ...]) -> None:
         self.finished: list[tuple[str, dict[str, Any] | None]] = []
+        self.warnings: list[str] = []
         reporters.append(self)
 
     def __call__(self, event: Any) -> None:
         pass
 
-    def finish(self, status: str, *, error: dict[str, Any] | None = None, media_duration: float | None = None):
+    def finish(
+        self, status: str, *, error: dict[str, Any] | None = None, media_duration: float | None = None, warnings=()
+    ):
         self.finished.append((status, error))
+        self.warnings.extend(warnings)
 
 
 reporters: list[RecordingReporter] = []
@@ -64,3 +68,13 @@ def test_bad_input_found_by_the_run_is_reported_with_its_code(tmp_path, recorded
     assert job.main(args(tmp_path, "--profile", "offline")) == job.EXIT_BAD_INPUT  # one byte: not media
     [(status, error)] = recorded[0].finished
     assert status == "failed" and error is not None and error["code"] == "not_media"
+
+
+def test_a_run_that_succeeded_with_doubts_reports_them(tmp_path, recorded, monkeypatch):
+    from pipeline.dub import DubResult
+
+    doubt = "the source was given as 'es' but the speech sounds like 'en' (94% sure): ..."
+    done = DubResult(out_dir=tmp_path, source_language="es", duration=6.0, outputs={}, warnings=[doubt])
+    monkeypatch.setattr(job, "run_job", lambda *_, **__: done)
+    assert job.main(args(tmp_path, "--from", "es")) == 0
+    assert recorded[0].finished == [("succeeded", None)] and recorded[0].warnings == [doubt]
