@@ -242,14 +242,14 @@ def check_pairs(
         raise UnsupportedLanguagePairError(f"{message}; available pairs: {available}", details=details)
 
 
-def detection_confidence(analyses: list[ChunkAnalysis], language: str, *, forced: bool = False) -> float:
+def detection_confidence(analyses: list[ChunkAnalysis], language: str) -> float:
     """How sure the ASR was of `language`: its detection probability in the chunks that heard it, weighted by
-    their seconds of speech. `forced`: the detection it made beside a transcription in a given language."""
-    heard = [
-        (a.detected_language_probability if forced else a.language_probability, a.speech_seconds)
-        for a in analyses
-        if (a.detected_language if forced else a.language) == language
-    ]
+    their seconds of speech."""
+    return _speech_weighted([(a.language_probability, a.speech_seconds) for a in analyses if a.language == language])
+
+
+def _speech_weighted(heard: list[tuple[float, float]]) -> float:
+    """(probability, seconds of speech) of each chunk that heard a language -> how sure the ASR was of it."""
     seconds = sum(s for _, s in heard)
     if seconds <= 0:  # heard only in chunks without segments (or not at all)
         return max((p for p, _ in heard), default=0.0)
@@ -266,7 +266,9 @@ def forced_language_warning(analyses: list[ChunkAnalysis], source: str) -> str |
     if not votes:  # nothing checked: no speech, or an English-only model
         return None
     heard = votes.most_common(1)[0][0]
-    confidence = detection_confidence(analyses, heard, forced=True)
+    confidence = _speech_weighted(
+        [(a.detected_language_probability, a.speech_seconds) for a in analyses if a.detected_language == heard]
+    )
     if heard == source or confidence < FORCED_LANGUAGE_DOUBT:
         return None
     return (
