@@ -14,7 +14,15 @@ from octavia.audio import AudioClip
 from octavia.errors import BadInputError
 from octavia.records import Transcription
 from serve_apps.common.engines import EngineSpec
-from serve_apps.common.http import decode_audio, json_response, query_float, read_body, require_method, respond
+from serve_apps.common.http import (
+    decode_audio,
+    json_response,
+    query_bool,
+    query_float,
+    read_body,
+    require_method,
+    respond,
+)
 from serve_apps.common.metrics import ReplicaStats, ServingMetrics
 from serve_apps.common.replica import EngineRunner
 
@@ -57,7 +65,7 @@ class Transcriber:
         self._runner.check_health()
 
     async def __call__(self, request: Request) -> Response:
-        """POST the bytes of an audio file (?language=en&offset=0) -> the Transcription as JSON.
+        """POST the bytes of an audio file (?language=en&offset=0&check_language=false) -> the Transcription as JSON.
         GET -> the languages the model knows."""
 
         async def handle() -> Response:
@@ -69,7 +77,7 @@ class Transcriber:
             offset = query_float(request, "offset", 0.0)
             if offset < 0:
                 raise BadInputError(f"offset must be >= 0, got {offset}")
-            transcription = await self.transcribe(audio, language, offset)
+            transcription = await self.transcribe(audio, language, offset, query_bool(request, "check_language"))
             return json_response(transcription.model_dump(mode="json"))
 
         return await respond(handle)

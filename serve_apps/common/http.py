@@ -135,6 +135,13 @@ def query_float(request: Request, name: str, default: float) -> float:
         raise BadInputError(f"query parameter {name!r} must be a number, got {value!r}") from None
 
 
+def query_bool(request: Request, name: str) -> bool:
+    value = (request.query_params.get(name) or "false").lower()
+    if value not in {"true", "false", "1", "0"}:
+        raise BadInputError(f"query parameter {name!r} must be true or false, got {value!r}")
+    return value in {"true", "1"}
+
+
 def query_int(request: Request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value is None or value == "":

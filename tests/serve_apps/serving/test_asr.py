@@ -51,9 +51,10 @@ def test_engine_errors_reach_the_caller_typed(asr, speech) -> None:
 
 
 def test_http_takes_any_audio_file_and_returns_the_transcription(asr, cluster, speech, tmp_path) -> None:
-    response = requests.post(f"{cluster.url}/asr?language=en", data=encode_wav(speech), timeout=60)
+    response = requests.post(f"{cluster.url}/asr?language=en&check_language=true", data=encode_wav(speech), timeout=60)
     assert response.status_code == 200
-    assert words_of(Transcription.model_validate(response.json()).text) == WORDS
+    checked = Transcription.model_validate(response.json())
+    assert words_of(checked.text) == WORDS and checked.detected_language is None  # English-only: nothing to tell
 
     speech.write(str(tmp_path / "speech.wav"))
     ffmpeg("-i", str(tmp_path / "speech.wav"), "-c:a", "aac", str(tmp_path / "speech.m4a"))
@@ -71,6 +72,7 @@ def test_http_takes_any_audio_file_and_returns_the_transcription(asr, cluster, s
         ("", b"not audio at all" * 20, 422, "not_media"),
         ("?language=es", None, 422, "unsupported_language"),
         ("?offset=soon", None, 422, "bad_input"),
+        ("?language=en&check_language=maybe", None, 422, "bad_input"),
     ],
 )
 def test_http_bad_input_is_a_4xx_with_the_error_shape(asr, cluster, speech, query, body, status, code) -> None:
