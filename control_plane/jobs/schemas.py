@@ -38,7 +38,7 @@ class JobCreate(BaseModel):
     source_language: Annotated[str, Field(min_length=2, max_length=16)] | None = Field(
         default=None,
         description="ISO 639-1 code, or null / 'auto' to detect it. A given code is used as told; when the speech "
-        "sounds like another language, the transcript's `warnings` say so",
+        "sounds like another language, the job's `warnings` (and the transcript's) say so",
     )
     options: JobOptions = Field(default_factory=JobOptions)
 
