@@ -79,8 +79,6 @@ def redub(
     if not transcript_path.name.endswith(TRANSCRIPT_SUFFIX):
         raise BadInputError(f"{transcript_path.name} is not a <stem>{TRANSCRIPT_SUFFIX} file")
     doc = TranscriptDocument.model_validate_json(transcript_path.read_text())
-    stem = transcript_path.name.removesuffix(TRANSCRIPT_SUFFIX)
-    out_dir = transcript_path.parent
     lang = normalize(language)
     if lang not in doc.languages:
         raise BadInputError(f"this dub has no {lang!r} track; it has: {', '.join(sorted(doc.languages))}")
@@ -101,82 +99,98 @@ def redub(
     cap = size_cap_from_env()  # a bad value fails here, before any work
     store = ArtifactStore(artifact_dir)
     with size_capped(store, cap):  # as a dub's run_job: the store ends the redub under the cap
-        voices = _Voices(doc.run.profile)
-        lines: list[DubbedLine] = []
-        spoken = 0
-        for line in current.lines:
-            text = edits.get(line.segment_id, line.text)
-            job = SynthesisJob(segment_id=line.segment_id, text=text, language=lang, voice=line.voice)
-            key = synthesis_key(job, doc.run.profile)
-            path = store.audio_path("lines", key)
-            if path.exists() and line.segment_id not in edits and key == line.audio_key:
-                lines.append(line)
-                continue
-            if not path.exists():
-                clip = voices.speak(text, lang, line.voice)
-                store.put_audio("lines", key, clip)
-                spoken += 1
-                duration = clip.duration
-            else:  # the edit went back to a text spoken before
-                import soundfile
+        return _rebuild(transcript_path, doc, lang, edits, store, started)
 
-                duration = soundfile.info(str(path)).duration
-            lines.append(line.model_copy(update={"text": text, "audio_key": key, "synth_duration": duration}))
 
-        info = probe_media(request.input)
-        background = store.audio_path(doc.run.background_stage, doc.run.background_key)
-        background_key: str | None = doc.run.background_key
-        if not background.exists():
-            if doc.run.background_stage == "input":
-                stream = info.require_audio()
-                background = extract_mix(store, info, stream, doc.run.input_sha256)
-                background_key = background.stem
-            elif (out_dir / f"{stem}.background.wav").exists():
-                background, background_key = out_dir / f"{stem}.background.wav", None  # 16-bit: not the stored one
-            else:
-                raise BadInputError("the separated background is no longer cached; run `octavia dub` again")
+def _rebuild(
+    transcript_path: Path,
+    doc: TranscriptDocument,
+    lang: str,
+    edits: dict[int, str],
+    store: ArtifactStore,
+    started: float,
+) -> RedubResult:
+    """The checked edits of `redub`: speak what changed, re-assemble, and replace the outputs and the transcript."""
+    stem = transcript_path.name.removesuffix(TRANSCRIPT_SUFFIX)
+    out_dir = transcript_path.parent
+    current = doc.languages[lang]
+    request = doc.run.request
+    voices = _Voices(doc.run.profile)
+    lines: list[DubbedLine] = []
+    spoken = 0
+    for line in current.lines:
+        text = edits.get(line.segment_id, line.text)
+        job = SynthesisJob(segment_id=line.segment_id, text=text, language=lang, voice=line.voice)
+        key = synthesis_key(job, doc.run.profile)
+        path = store.audio_path("lines", key)
+        if path.exists() and line.segment_id not in edits and key == line.audio_key:
+            lines.append(line)
+            continue
+        if not path.exists():
+            clip = voices.speak(text, lang, line.voice)
+            store.put_audio("lines", key, clip)
+            spoken += 1
+            duration = clip.duration
+        else:  # the edit went back to a text spoken before
+            import soundfile
 
-        tmp = out_dir / f".octavia-partial-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            result = assemble_language(
-                request=request,
-                target=lang,
-                source=doc.source_language,
-                segments=doc.segments,
-                lines=lines,
-                store=store,
-                background=background,
-                background_key=background_key,
-                duration=doc.duration,
-                info=info,
-                path_for=lambda name: tmp / name,
-                stem=stem,
-                earlier=EarlierOutput(path=out_dir / current.outputs["video"], plan=current.plan),
-            )
-            texts = {line.segment_id: line.text for line in lines}
-            translations = tuple(
-                t.model_copy(update={"text": texts.get(t.segment_id, t.text)}) for t in doc.translations.get(lang, ())
-            )
-            updated = doc.model_copy(
-                update={
-                    "languages": {**doc.languages, lang: result},
-                    "translations": {**doc.translations, lang: translations},
-                }
-            )
-            (tmp / transcript_path.name).write_text(updated.model_dump_json(indent=2))
-            written = []
-            for name in [*result.outputs.values(), transcript_path.name]:
-                (tmp / name).replace(out_dir / name)
-                written.append(out_dir / name)
-        finally:
-            for leftover in tmp.iterdir():
-                leftover.unlink()
-            tmp.rmdir()
-        return RedubResult(
-            language=lang,
-            changed=sorted(edits),
-            resynthesized=spoken,
-            outputs=written,
-            seconds=time.monotonic() - started,
+            duration = soundfile.info(str(path)).duration
+        lines.append(line.model_copy(update={"text": text, "audio_key": key, "synth_duration": duration}))
+
+    info = probe_media(request.input)
+    background = store.audio_path(doc.run.background_stage, doc.run.background_key)
+    background_key: str | None = doc.run.background_key
+    if not background.exists():
+        if doc.run.background_stage == "input":
+            stream = info.require_audio()
+            background = extract_mix(store, info, stream, doc.run.input_sha256)
+            background_key = background.stem
+        elif (out_dir / f"{stem}.background.wav").exists():
+            background, background_key = out_dir / f"{stem}.background.wav", None  # 16-bit: not the stored one
+        else:
+            raise BadInputError("the separated background is no longer cached; run `octavia dub` again")
+
+    tmp = out_dir / f".octavia-partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        result = assemble_language(
+            request=request,
+            target=lang,
+            source=doc.source_language,
+            segments=doc.segments,
+            lines=lines,
+            store=store,
+            background=background,
+            background_key=background_key,
+            duration=doc.duration,
+            info=info,
+            path_for=lambda name: tmp / name,
+            stem=stem,
+            earlier=EarlierOutput(path=out_dir / current.outputs["video"], plan=current.plan),
         )
+        texts = {line.segment_id: line.text for line in lines}
+        translations = tuple(
+            t.model_copy(update={"text": texts.get(t.segment_id, t.text)}) for t in doc.translations.get(lang, ())
+        )
+        updated = doc.model_copy(
+            update={
+                "languages": {**doc.languages, lang: result},
+                "translations": {**doc.translations, lang: translations},
+            }
+        )
+        (tmp / transcript_path.name).write_text(updated.model_dump_json(indent=2))
+        written = []
+        for name in [*result.outputs.values(), transcript_path.name]:
+            (tmp / name).replace(out_dir / name)
+            written.append(out_dir / name)
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
+    return RedubResult(
+        language=lang,
+        changed=sorted(edits),
+        resynthesized=spoken,
+        outputs=written,
+        seconds=time.monotonic() - started,
+    )
