@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 from octavia.records import Record, TimeSpan
 
@@ -12,6 +13,7 @@ DEFAULT_MAX_CHUNK_SECONDS = 60.0
 
 class Chunk(TimeSpan):
     index: int
+    vad_speech_seconds: float = 0.0  # how much of it the VAD heard as speech
 
 
 class ChunkPlan(Record):
@@ -56,5 +58,24 @@ def plan_chunks(speech: Sequence[TimeSpan], duration: float, max_chunk: float = 
         cuts.append(cut)
         start = cut
     bounds = [0.0, *cuts, duration]
-    chunks = tuple(Chunk(index=i, start=bounds[i], end=bounds[i + 1]) for i in range(len(bounds) - 1))
+    merged = _merged(spans)
+    chunks = tuple(
+        Chunk(index=i, start=a, end=b, vad_speech_seconds=_overlap(merged, a, b))
+        for i, (a, b) in enumerate(pairwise(bounds))
+    )
     return ChunkPlan(duration=duration, chunks=chunks)
+
+
+def _overlap(spans: Sequence[tuple[float, float]], start: float, end: float) -> float:
+    return round(sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans), 3)
+
+
+def _merged(spans: Sequence[TimeSpan]) -> list[tuple[float, float]]:
+    """Sorted spans as disjoint (start, end) pairs."""
+    merged: list[tuple[float, float]] = []
+    for s in spans:
+        if merged and s.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], s.end))
+        else:
+            merged.append((s.start, s.end))
+    return merged

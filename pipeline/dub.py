@@ -15,7 +15,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from octavia.profiles import resolve as resolve_profile
 from octavia.records import Diarization, Segment, SpeakerProfile, TimeSpan, Translation
 from pipeline.artifacts import ArtifactStore, content_key, file_hash
 from pipeline.assemble import MIX_RATE, assemble_language
-from pipeline.chunking import ChunkPlan, plan_chunks
+from pipeline.chunking import Chunk, ChunkPlan, plan_chunks
 from pipeline.executors import Executor, longest_first
 from pipeline.media.extract import on_timeline
 from pipeline.media.ffmpeg import run_ffmpeg
@@ -56,6 +56,7 @@ from pipeline.stages import (
     StageContext,
     SynthesisJob,
     SynthesisResult,
+    language_check_chunks,
     read_span,
 )
 
@@ -342,7 +343,7 @@ class DubRun:
             local_threads=self.local_threads,
         )
         result = DubResult(out_dir=req.out_dir, source_language=source or "", duration=duration, outputs={})
-        analyses = self._analyze(ctx, chunk_plan.chunks, result)
+        analyses = self._analyze(ctx, chunk_plan.chunks, result, check_language=source is not None)
         has_speech = any(a.segments for a in analyses)
         if not has_speech:
             # Nothing to translate: each target gets the original soundtrack; no language to detect.
@@ -437,8 +438,16 @@ class DubRun:
         return result
 
     # -- steps -----------------------------------------------------------------------------------------
-    def _analyze(self, ctx: StageContext, chunks: Any, result: DubResult) -> list[ChunkAnalysis]:
-        rows = [{"chunk": c.model_dump_json()} for c in longest_first(chunks, lambda c: c.end - c.start)]
+    def _analyze(
+        self, ctx: StageContext, chunks: Sequence[Chunk], result: DubResult, check_language: bool = False
+    ) -> list[ChunkAnalysis]:
+        """`check_language`: the ASR also detects the language of some chunks' speech (`language_check_chunks`),
+        to check a source language the request gave."""
+        checked = language_check_chunks(chunks) if check_language else set()
+        rows = [
+            {"chunk": c.model_dump_json(), "check_language": c.index in checked}
+            for c in longest_first(chunks, lambda c: c.end - c.start)
+        ]
         analyses: list[ChunkAnalysis] = []
 
         def collect(row: dict[str, Any]) -> None:

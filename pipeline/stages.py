@@ -10,6 +10,7 @@ them.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,8 +24,8 @@ from pipeline.chunking import Chunk
 from pipeline.records import ChunkAnalysis
 
 SPEECH_RATE = 16_000
-# A given source language is checked against what the ASR hears in chunks 0, 4, 8, ...: an encoder pass each, a
-# sample enough for the run's warning (every chunk would add ~10 % to the analysis).
+# A given source language is checked against what the ASR hears in one chunk of every four that have speech: an
+# encoder pass each, a sample enough for the run's warning (every chunk would add ~10 % to the analysis).
 LANGUAGE_CHECK_EVERY = 4
 
 
@@ -100,9 +101,10 @@ class ChunkAnalyzer:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        return {**self._analyze(Chunk.model_validate_json(row["chunk"])), "seconds": time.perf_counter() - started}
+        analysis = self._analyze(Chunk.model_validate_json(row["chunk"]), bool(row.get("check_language")))
+        return {**analysis, "seconds": time.perf_counter() - started}
 
-    def _analyze(self, chunk: Chunk) -> dict[str, Any]:
+    def _analyze(self, chunk: Chunk, check_language: bool) -> dict[str, Any]:
         key = chunk_key(self.ctx, chunk)
         cached = self.store.get_record("chunks", key, ChunkAnalysis)
         if cached is not None:
@@ -117,8 +119,7 @@ class ChunkAnalyzer:
             self.store.put_audio("background", key, stems.background)
             voice = stems.vocals
         speech = voice.mono().resample(SPEECH_RATE)
-        check = chunk.index % LANGUAGE_CHECK_EVERY == 0
-        transcription = self.clients.transcribe(speech, self.ctx.language, chunk.start, check)
+        transcription = self.clients.transcribe(speech, self.ctx.language, chunk.start, check_language)
         embedded = self.clients.embed_speech(speech, chunk.start)
         self.store.put_array("embeddings", key, np.asarray(embedded.vectors, dtype=np.float32))
         analysis = ChunkAnalysis(
@@ -134,6 +135,15 @@ class ChunkAnalyzer:
         )
         self.store.put_record("chunks", key, analysis)
         return {"analysis": analysis.model_dump_json(), "cached": False}
+
+
+def language_check_chunks(chunks: Sequence[Chunk], every: int = LANGUAGE_CHECK_EVERY) -> set[int]:
+    """The indexes of the chunks whose speech is also checked against a given source language: of every `every`
+    chunks with speech, in order, the one with the most. A run with any speech checks at least one chunk, and a
+    long music intro or a silent chunk does not use up a check."""
+    speaking = [c for c in chunks if c.vad_speech_seconds > 0]
+    groups = (speaking[i : i + every] for i in range(0, len(speaking), every))
+    return {max(group, key=lambda c: c.vad_speech_seconds).index for group in groups}
 
 
 def synthesis_key(job: SynthesisJob, profile: str) -> str:

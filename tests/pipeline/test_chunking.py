@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,3 +48,17 @@ def test_chunks_tile_the_input_and_respect_the_limit(raw, max_chunk):
         assert prev.end == nxt.start
     assert all(0 < c.duration <= max_chunk + 1e-6 for c in plan.chunks)
     assert [c.index for c in plan.chunks] == list(range(len(plan.chunks)))
+    # Each chunk knows its speech; together they hold all of it, overlapping spans counted once.
+    on_grid = np.zeros(600 * 100, bool)  # the union of the spans on a 10 ms grid
+    for s in speech:
+        on_grid[round(s.start * 100) : round(s.end * 100)] = True
+    tolerance = 0.01 * (len(speech) + 1) + 1e-3 * len(plan.chunks)
+    assert sum(c.vad_speech_seconds for c in plan.chunks) == pytest.approx(on_grid.sum() / 100, abs=tolerance)
+    assert all(0 <= c.vad_speech_seconds <= c.duration + 1e-3 for c in plan.chunks)
+
+
+def test_each_chunk_counts_the_speech_inside_it():
+    plan = plan_chunks(spans((0, 10), (12, 20), (25, 40), (41, 70)), 70.0, max_chunk=50)
+    # Cut at 24.5 s: 10 + 8 s before it, 15 + 29 s after.
+    assert [c.vad_speech_seconds for c in plan.chunks] == [18.0, 44.0]
+    assert [c.vad_speech_seconds for c in plan_chunks([], 125.0, max_chunk=60).chunks] == [0.0, 0.0, 0.0]

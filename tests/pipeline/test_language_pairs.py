@@ -5,6 +5,7 @@ from octavia.records import Segment
 from pipeline.chunking import Chunk
 from pipeline.dub import check_pairs, detection_confidence, forced_language_warning
 from pipeline.records import ChunkAnalysis
+from pipeline.stages import language_check_chunks
 
 PAIRS = {("en", "es"), ("es", "en"), ("es", "pt")}
 
@@ -84,3 +85,25 @@ def test_no_warning_when_the_asr_is_unsure_or_did_not_check():
     unchecked = [analysis(0, "es", 1.0, [(0.0, 40.0)])]  # detected, not forced; or an English-only model
     assert forced_language_warning(unchecked, "es") is None
     assert forced_language_warning([analysis(0, "es", 1.0, [], heard=None)], "es") is None  # no speech
+
+
+def speaking(*seconds: float) -> list[Chunk]:
+    """Minute-long chunks with these seconds of speech."""
+    return [Chunk(index=i, start=i * 60.0, end=(i + 1) * 60.0, vad_speech_seconds=s) for i, s in enumerate(seconds)]
+
+
+def test_one_chunk_in_four_with_speech_is_checked_the_one_with_the_most():
+    chunks = speaking(10, 50, 20, 30, 5, 0, 0, 45, 1, 2)
+    # Speaking chunks 0-4, 7-9 in groups of four: (0, 1, 2, 3) -> 1, (4, 7, 8, 9) -> 7.
+    assert language_check_chunks(chunks) == {1, 7}
+    assert language_check_chunks(chunks, every=1) == {0, 1, 2, 3, 4, 7, 8, 9}
+
+
+def test_a_music_intro_does_not_use_up_the_check_of_a_short_input():
+    # Two minutes of music, then speech: chunks 0 and 1 hear none. Checking chunk 0 would check nothing.
+    assert language_check_chunks(speaking(0, 0, 42)) == {2}
+
+
+def test_an_input_without_speech_checks_no_chunk():
+    assert language_check_chunks(speaking(0, 0)) == set()
+    assert language_check_chunks([]) == set()
