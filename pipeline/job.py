@@ -59,12 +59,26 @@ def validate(request: DubRequest) -> MediaInfo:
     info.require_audio()
     targets = [normalize(code) for code in request.targets]
     source = normalize(request.source) if request.source else None
-    if request.out_dir.exists() and not request.out_dir.is_dir():
-        raise BadInputError(f"--out {request.out_dir} exists and is not a directory")
+    check_out_dir(request.out_dir)
     profile = resolve(request.profile)
     pairs = set(create_translation_engine(profile.translation).pairs())  # cheap: lists pairs, loads no model
     check_pairs(profile.name, source, targets, pairs)
     return info
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The outputs' directory exists or can be made, and can be written: checked before any work, without
+    making it (a run that fails later leaves no directory behind)."""
+    existing = out_dir
+    while not existing.exists():  # a file on the way reads as missing: its parent is then that file
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "exists and is not a directory" if existing == out_dir else f"cannot be made: {existing} is a file"
+        raise BadInputError(f"--out {out_dir} {what}", details={"path": str(out_dir)})
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(
+            f"--out {out_dir} cannot be written: {existing} is not writable", details={"path": str(out_dir)}
+        )
 
 
 def run_name(request: DubRequest) -> str:

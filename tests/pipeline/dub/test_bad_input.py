@@ -95,3 +95,16 @@ def test_sigterm_mid_run_leaves_no_half_written_outputs(conversation, artifact_d
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["is_a_file", "under_a_file"])
+def test_an_out_dir_that_cannot_be_made_is_refused_before_any_work(conversation, tmp_path, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the outputs would go\n")
+    out = blocker if where == "is_a_file" else blocker / "dubs"
+    result = dub(str(conversation.path), "--to", "es", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert "error[bad_input]: --out" in result.stderr and "Traceback" not in result.stderr
+    assert "is a file" in result.stderr if where == "under_a_file" else "is not a directory" in result.stderr
+    assert blocker.read_text() == "a file where the outputs would go\n"
+    assert "prepare" not in result.stderr  # refused before the run started
