@@ -163,7 +163,7 @@ def dub(
     dashboard: Annotated[bool, typer.Option(help="start the Ray dashboard with the embedded cluster")] = False,
 ) -> None:
     """Dub INPUT into one or more languages: <stem>.<lang>.mp4, subtitles, the mix and a transcript in --out."""
-    from pipeline.job import EXIT_PARTIAL, run_job, validate
+    from pipeline.job import EXIT_PARTIAL, quiet_ray_console, run_job, validate
     from pipeline.records import DubRequest
 
     request = DubRequest(
@@ -179,6 +179,8 @@ def dub(
         max_speedup=max_speedup,
     )
     validate(request)
+    if not local:
+        quiet_ray_console()
     with _progress_bars() as hook:
         result = run_job(request, address=address, parallelism=parallelism, hook=hook, local=local,
                          dashboard=dashboard)  # fmt: skip

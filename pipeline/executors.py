@@ -62,9 +62,11 @@ class RayDataExecutor:
         if not rows:
             return
         import ray.data
+        from ray.util.debug import log_once
 
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # progress goes through our hook
+        log_once("ray_data_progress_manager_disabled")  # so Ray Data does not warn that they are off
         calls = min(self.parallelism, len(rows))
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         ds = ds.map(

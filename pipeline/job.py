@@ -119,6 +119,20 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         ray.shutdown()
 
 
+def quiet_ray_console() -> None:
+    """Keep Ray's INFO lines (Serve starting and deleting applications, Ray Data's execution plans) off the
+    driver's console, where they broke up the CLI's progress bars; Ray Data still writes them to the session's
+    `logs/ray-data/`, and the Serve controller logs its own. Warnings and errors still show. The Ray job entry
+    keeps them: its log is what an operator reads in the dashboard."""
+    import ray.data  # noqa: F401  (each configures its logger when imported)
+    from ray import serve  # noqa: F401
+
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.WARNING)
+
+
 def deploy_serve_apps(config: Path, families: set[str], *, embedded: bool, workers: int) -> dict[str, str]:
     """Deploy the applications of a Serve config file that the run needs; returns family -> app name.
 
