@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,21 @@ def test_an_out_dir_that_cannot_be_made_is_refused_before_any_work(conversation,
     assert "is a file" in result.stderr if where == "under_a_file" else "is not a directory" in result.stderr
     assert blocker.read_text() == "a file where the outputs would go\n"
     assert "prepare" not in result.stderr  # refused before the run started
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused_before_any_work(conversation, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    command = [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "es",
+               "--out", str(locked / "dubs")]  # fmt: skip
+    if os.geteuid() == 0:  # root writes anywhere: drop the capabilities that let it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv (util-linux)")
+        caps = "-dac_override,-dac_read_search"
+        command = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OCTAVIA_PROFILE": "offline"})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"error[bad_input]: --out {locked / 'dubs'} cannot be written: {locked} is not writable" in result.stderr
+    assert "Traceback" not in result.stderr and not any(locked.iterdir())
