@@ -58,24 +58,13 @@ def plan_chunks(speech: Sequence[TimeSpan], duration: float, max_chunk: float = 
         cuts.append(cut)
         start = cut
     bounds = [0.0, *cuts, duration]
-    merged = _merged(spans)
     chunks = tuple(
-        Chunk(index=i, start=a, end=b, vad_speech_seconds=_overlap(merged, a, b))
+        Chunk(index=i, start=a, end=b, vad_speech_seconds=round(b - a - _overlap(silences, a, b), 3))
         for i, (a, b) in enumerate(pairwise(bounds))
     )
     return ChunkPlan(duration=duration, chunks=chunks)
 
 
 def _overlap(spans: Sequence[tuple[float, float]], start: float, end: float) -> float:
-    return round(sum(max(0.0, min(e, end) - max(s, start)) for s, e in spans), 3)
-
-
-def _merged(spans: Sequence[TimeSpan]) -> list[tuple[float, float]]:
-    """Sorted spans as disjoint (start, end) pairs."""
-    merged: list[tuple[float, float]] = []
-    for s in spans:
-        if merged and s.start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], s.end))
-        else:
-            merged.append((s.start, s.end))
-    return merged
+    """Seconds of the disjoint `spans` inside [start, end]."""
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
