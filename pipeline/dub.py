@@ -89,7 +89,7 @@ class DubResult:
         return not self.failed
 
 
-class _Outputs:
+class StagedOutputs:
     """Files written under a hidden temporary directory, moved to their final names only on commit."""
 
     def __init__(self, out_dir: Path) -> None:
@@ -375,7 +375,7 @@ class DubRun:
         with timed("background", log):
             background = self._background(analyses, mix_wav, duration, prepared.audio_key)
 
-        outputs = _Outputs(req.out_dir)
+        outputs = StagedOutputs(req.out_dir)
         stem = req.input.stem
         try:
             source_files = self._write_source_outputs(outputs, stem, language, segments, background)
@@ -565,7 +565,7 @@ class DubRun:
 
     def _write_source_outputs(
         self,
-        outputs: _Outputs,
+        outputs: StagedOutputs,
         stem: str,
         language: str,
         segments: tuple[Segment, ...],
@@ -627,7 +627,7 @@ class DubRun:
         info: MediaInfo,
         background: tuple[str, str, Path],
         duration: float,
-        outputs: _Outputs,
+        outputs: StagedOutputs,
         stem: str,
         ctx: StageContext,
         result: DubResult,

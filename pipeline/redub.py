@@ -4,7 +4,6 @@ re-mux. Seconds, not minutes: no ASR, no separation, no diarization, no cluster.
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from octavia.languages import normalize
 from octavia.profiles import PROFILES
 from pipeline.artifacts import ArtifactStore, size_cap_from_env, size_capped
 from pipeline.assemble import assemble_language
-from pipeline.dub import extract_mix
+from pipeline.dub import StagedOutputs, extract_mix
 from pipeline.media.probe import probe_media
 from pipeline.mux import EarlierOutput
 from pipeline.records import DubbedLine, TranscriptDocument
@@ -150,8 +149,7 @@ def _rebuild(
         else:
             raise BadInputError("the separated background is no longer cached; run `octavia dub` again")
 
-    tmp = out_dir / f".octavia-partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    outputs = StagedOutputs(out_dir)
     try:
         result = assemble_language(
             request=request,
@@ -164,7 +162,7 @@ def _rebuild(
             background_key=background_key,
             duration=doc.duration,
             info=info,
-            path_for=lambda name: tmp / name,
+            path_for=outputs.path,
             stem=stem,
             earlier=EarlierOutput(path=out_dir / current.outputs["video"], plan=current.plan),
         )
@@ -178,15 +176,10 @@ def _rebuild(
                 "translations": {**doc.translations, lang: translations},
             }
         )
-        (tmp / transcript_path.name).write_text(updated.model_dump_json(indent=2))
-        written = []
-        for name in [*result.outputs.values(), transcript_path.name]:
-            (tmp / name).replace(out_dir / name)
-            written.append(out_dir / name)
+        outputs.path(transcript_path.name).write_text(updated.model_dump_json(indent=2))
+        written = outputs.commit([*result.outputs.values(), transcript_path.name])
     finally:
-        for leftover in tmp.iterdir():
-            leftover.unlink()
-        tmp.rmdir()
+        outputs.discard()
     return RedubResult(
         language=lang,
         changed=sorted(edits),
