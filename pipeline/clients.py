@@ -154,6 +154,20 @@ class ServeClients:
         self._owned = owned
         self._released: set[str] = set()
 
+    def __enter__(self) -> ServeClients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the handles' routers; before `ray.shutdown`. A router left running pushes its autoscaling metrics
+        to the Serve controller every 10 s from a thread of its own, and its first push after `ray.shutdown` called
+        `ray.init()` (Ray starts a cluster on first use): a second local Ray instance, dashboard included, started
+        at the end of a run whose process had not exited yet; on a machine with a `ray start` cluster it would
+        have joined that one."""
+        self._shut_down(list(self._handles))
+
     def _handle(self, family: str) -> Any:
         if family in self._released:
             from octavia.errors import ModelError
@@ -201,7 +215,11 @@ class ServeClients:
         names = [self._apps.pop(family) for family in sorted(self._released & self._apps.keys())]
         for name in names:
             serve.delete(name, _blocking=False)  # the replicas drain and stop while the run goes on
-        for family in families:
-            self._handles.pop(family, None)
+        self._shut_down(families)
         if names:
             log.info("deleted the Serve applications %s: this run calls them no more", ", ".join(names))
+
+    def _shut_down(self, families: Collection[str]) -> None:
+        for family in families:
+            if (handle := self._handles.pop(family, None)) is not None:
+                handle.shutdown()

@@ -224,17 +224,18 @@ def _run_on_ray(
             apps = deploy_serve_apps(config, needed_families(request, profile.name), embedded=embedded,
                                      workers=parallelism)  # fmt: skip
         log.info("cluster ready in %.1f s", time.monotonic() - started)  # read by bench/pipeline_bench.py
-        run = DubRun(
-            request,
-            executor=RayDataExecutor(parallelism),
-            clients=ServeClients(apps, owned=embedded),
-            clients_mode="serve",
-            store=store,
-            models=models,
-            hook=hook,
-            serve_apps=apps,
-        )
-        return run.run(preparing.result())
+        with ServeClients(apps, owned=embedded) as clients:  # closed before the cluster is left
+            run = DubRun(
+                request,
+                executor=RayDataExecutor(parallelism),
+                clients=clients,
+                clients_mode="serve",
+                store=store,
+                models=models,
+                hook=hook,
+                serve_apps=apps,
+            )
+            return run.run(preparing.result())
 
 
 def positive_int(value: str) -> int:

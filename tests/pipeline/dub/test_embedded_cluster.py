@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
 import pytest
 
 from pipeline.job import EMBEDDED_ENVIRONMENT, ray_cluster
@@ -54,3 +60,39 @@ def test_a_stage_runs_parallelism_rows_at_once_in_one_data_actor(monkeypatch):
     assert sorted(r["n"] for r in rows) == [0, 1, 2, 3]
     assert len({r["pid"] for r in rows}) == 1  # one actor process
     assert len({r["thread"] for r in rows}) == 2  # running two rows at once
+
+
+# A driver that calls a Serve application with autoscaling (translate, as the file sets it) through the run's
+# clients, leaves its cluster, and lives on past the 10 s at which a handle's router pushes its metrics.
+AFTER_THE_RUN = """
+import json, sys, time
+import psutil, ray
+from pipeline.clients import ServeClients
+from pipeline.job import CONFIGS, deploy_serve_apps, ray_cluster
+
+with ray_cluster(None, name="after the run") as embedded:
+    apps = deploy_serve_apps(CONFIGS / "serve-cpu.yaml", {"translate"}, embedded=embedded, workers=1)
+    with ServeClients(apps, owned=embedded) as clients:
+        pairs = clients.translation_pairs()
+left = time.monotonic()
+started = set()
+while time.monotonic() - left < float(sys.argv[1]):
+    started |= {" ".join(child.cmdline()[:1]) for child in psutil.Process().children(recursive=True)}
+    time.sleep(0.2)
+print(json.dumps({"pairs": len(pairs), "ray": ray.is_initialized(), "started": sorted(started)}))
+"""
+
+
+def test_a_finished_run_starts_no_ray_of_its_own_accord():
+    """Leaving the cluster stops the clients' handles first: a router left running called `ray.init()` at its
+    next metrics push (Ray starts a cluster on first use), and a second local Ray instance started in a driver
+    that had finished its run (seen at the end of a CLI dub that ran beside another)."""
+    with tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as ray_tmp:  # short: Ray's socket paths
+        env = {**os.environ, "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}
+        result = subprocess.run([sys.executable, "-c", AFTER_THE_RUN, "13"], capture_output=True, text=True,
+                                timeout=300, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert after["pairs"] > 0  # the handle was used: its router ran
+    assert after == {"pairs": after["pairs"], "ray": False, "started": []}
+    assert "Started a local Ray instance" not in result.stderr
