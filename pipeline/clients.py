@@ -221,5 +221,9 @@ class ServeClients:
 
     def _shut_down(self, families: Collection[str]) -> None:
         for family in families:
-            if (handle := self._handles.pop(family, None)) is not None:
+            if (handle := self._handles.pop(family, None)) is None:
+                continue
+            try:
                 handle.shutdown()
+            except Exception as exc:  # never over the run's own result or error
+                log.warning("could not stop the %s handle's router: %s", family, exc)

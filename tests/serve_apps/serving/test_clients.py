@@ -51,3 +51,24 @@ def test_clients_of_a_shared_cluster_release_nothing(deploy, mix) -> None:
     time.sleep(2)  # a delete, had there been one, would have begun by now
     assert "shared" in running_apps()
     assert np.array_equal(shared.separate(mix).vocals.samples, mix.samples)
+
+
+class _Handle:
+    def __init__(self, fails: bool) -> None:
+        self.fails, self.stopped = fails, False
+
+    def shutdown(self) -> None:
+        if self.fails:
+            raise RuntimeError("router loop is gone")
+        self.stopped = True
+
+
+def test_closing_stops_every_handle_and_a_failure_to_stop_one_is_only_logged(caplog) -> None:
+    clients = ServeClients({"asr": "asr", "tts": "tts"})
+    broken, working = _Handle(fails=True), _Handle(fails=False)
+    clients._handles.update(asr=broken, tts=working)  # as `_handle` caches them
+    with caplog.at_level("WARNING", logger="pipeline.clients"):
+        clients.close()  # no exception: a run's own result or error must come out, not this
+    assert working.stopped
+    assert "could not stop the asr handle's router: router loop is gone" in caplog.text
+    assert clients._handles == {}
