@@ -2,12 +2,13 @@
 
 Both implement `ModelClients`, with the same method names as the Serve deployments, so a stage does not know
 which one it has. `LocalClients` is for running without Ray (tests, the overhead benchmark); `ServeClients` is
-what the Ray Data actors use.
+what the analysis's Ray Data actor and the driver (translation, voices, the lines' synthesis) use.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Collection
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -153,6 +154,9 @@ class ServeClients:
         self._handles: dict[str, Any] = {}
         self._owned = owned
         self._released: set[str] = set()
+        self._lock = threading.Lock()  # calls come from several threads (the lines' synthesis)
+        self._in_flight: set[Any] = set()  # DeploymentResponses being waited on
+        self._closed = False
 
     def __enter__(self) -> ServeClients:
         return self
@@ -161,18 +165,27 @@ class ServeClients:
         self.close()
 
     def close(self) -> None:
-        """Stop the handles' routers; before `ray.shutdown`. A router left running pushes its autoscaling metrics
-        to the Serve controller every 10 s from a thread of its own, and its first push after `ray.shutdown` called
-        `ray.init()` (Ray starts a cluster on first use): a second local Ray instance, dashboard included, started
-        at the end of a run whose process had not exited yet; on a machine with a `ray start` cluster it would
-        have joined that one."""
+        """Cancel the calls in flight, refuse new ones and stop the handles' routers; before `ray.shutdown`.
+
+        A thread still waiting on a call (a line being synthesized when the run was stopped) would wait forever
+        once the router is gone, and the interpreter waits for such threads at exit: Ctrl-C once hung a dub
+        that way. A router left running pushes its autoscaling metrics to the Serve controller every 10 s from a
+        thread of its own, and its first push after `ray.shutdown` called `ray.init()` (Ray starts a cluster on
+        first use): a second local Ray instance, dashboard included, started at the end of a run whose process
+        had not exited yet; on a machine with a `ray start` cluster it would have joined that one."""
+        with self._lock:
+            self._closed = True
+            in_flight, self._in_flight = list(self._in_flight), set()
+        for response in in_flight:
+            _cancel(response)
         self._shut_down(list(self._handles))
 
     def _handle(self, family: str) -> Any:
-        if family in self._released:
+        if family in self._released or self._closed:
             from octavia.errors import ModelError
 
-            raise ModelError(f"this run released its {family} models; it cannot call them again")
+            what = "closed its model clients" if self._closed else f"released its {family} models"
+            raise ModelError(f"this run {what}; it cannot call them again")
         if family not in self._handles:
             from ray import serve
 
@@ -181,7 +194,18 @@ class ServeClients:
         return self._handles[family]
 
     def _call(self, family: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self._handle(family), method).remote(*args, **kwargs).result()
+        response = getattr(self._handle(family), method).remote(*args, **kwargs)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._in_flight.add(response)
+        if closed:  # closed while this call was being sent
+            _cancel(response)
+        try:
+            return response.result()
+        finally:
+            with self._lock:
+                self._in_flight.discard(response)
 
     def transcribe(
         self, audio: AudioClip, language: str | None = None, offset: float = 0.0, check_language: bool = False
@@ -227,3 +251,11 @@ class ServeClients:
                 handle.shutdown()
             except Exception as exc:  # never over the run's own result or error
                 log.warning("could not stop the %s handle's router: %s", family, exc)
+
+
+def _cancel(response: Any) -> None:
+    """Cancel a call: its waiter gets `RequestCancelledError` (not yet sent to a replica) or `TaskCancelledError`."""
+    try:
+        response.cancel()
+    except Exception as exc:  # best effort, never over the run's own result or error
+        log.warning("could not cancel a model call in flight: %s", exc)

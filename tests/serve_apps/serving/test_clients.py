@@ -3,6 +3,7 @@ the replicas of a run's own cluster once the run needs a family no more."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -72,3 +73,40 @@ def test_closing_stops_every_handle_and_a_failure_to_stop_one_is_only_logged(cap
     assert working.stopped
     assert "could not stop the asr handle's router: router loop is gone" in caplog.text
     assert clients._handles == {}
+
+
+class _SlowSeparator:
+    """Takes a minute per call, one call at a time: what a stopped run leaves waiting."""
+
+    def separate(self, audio: AudioClip) -> None:
+        time.sleep(60)
+
+
+def test_closing_cancels_the_calls_in_flight_and_refuses_new_ones(deploy, mix) -> None:
+    """One call runs on the replica, the other waits in the router for it. Closing the clients ends both waits
+    with an error long before the replica would answer: a thread left waiting once kept a stopped dub from
+    exiting (the interpreter waits for its pool's threads, and a call whose router has stopped never returns)."""
+    from ray import serve
+
+    slow = serve.deployment(_SlowSeparator, name="Separator", max_ongoing_requests=1)
+    deploy(slow.options(**TEST_DEPLOYMENT).bind(), "slow")
+    clients = ServeClients({"separate": "slow"})
+    errors: list[Exception] = []
+
+    def call() -> None:
+        try:
+            clients.separate(mix)
+        except Exception as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=call, daemon=True) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    time.sleep(3)  # both calls sent: one on the replica, one queued
+    clients.close()
+    for caller in callers:
+        caller.join(timeout=30)
+    assert not any(caller.is_alive() for caller in callers)
+    assert len(errors) == 2
+    with pytest.raises(ModelError, match="closed its model clients"):
+        clients.separate(mix)
