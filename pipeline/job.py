@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from octavia.errors import BadInputError, OctaviaError
 from octavia.languages import normalize
-from octavia.signals import exit_on_sigterm
+from octavia.signals import exit_on_sigterm, sigterm_handler_kept
 from pipeline.dub import DubResult, DubRun, ProgressHook, check_pairs, prepare_input, separation_engine
 from pipeline.media.probe import MediaInfo, probe_media
 from pipeline.records import DubRequest
@@ -101,16 +101,18 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
     if embedded:
         for variable, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker it starts
             os.environ.setdefault(variable, value)
-        ray.init(
-            num_cpus=os.cpu_count(),
-            include_dashboard=dashboard,
-            namespace="octavia",
-            job_config=job_config,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        with sigterm_handler_kept():
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=dashboard,
+                namespace="octavia",
+                job_config=job_config,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
     else:
-        ray.init(address=address, namespace="octavia", job_config=job_config, logging_level=logging.WARNING)
+        with sigterm_handler_kept():
+            ray.init(address=address, namespace="octavia", job_config=job_config, logging_level=logging.WARNING)
     try:
         yield embedded
     finally:
