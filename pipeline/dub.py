@@ -1,10 +1,11 @@
 """One dub: a video in, dubbed videos, subtitles and a transcript out.
 
-The per-chunk work (separation, ASR, speaker embeddings) and the per-line work (synthesis) go through an
-`Executor` (a Ray Data job on a cluster); the whole-video steps (language vote, speaker clustering, voice choice,
-translation with context, time-fit, assembly, mux) run once, here. Every intermediate result is cached in the
-`ArtifactStore`, so a re-run after a crash redoes only what did not finish. Outputs are written under temporary
-names and renamed at the end: a failed run never leaves a file under a final name.
+The per-chunk work (separation, ASR, speaker embeddings) and the per-line work (synthesis) each go through an
+`Executor` (on a cluster: a Ray Data job for the chunks, the driver's threads for the lines); the whole-video steps
+(language vote, speaker clustering, voice choice, translation with context, time-fit, assembly, mux) run once, here.
+Every intermediate result is cached in the `ArtifactStore`, so a re-run after a crash redoes only what did not
+finish. Outputs are written under temporary names and renamed at the end: a failed run never leaves a file under a
+final name.
 """
 
 from __future__ import annotations
@@ -295,6 +296,7 @@ class DubRun:
         request: DubRequest,
         *,
         executor: Executor,
+        line_executor: Executor | None = None,
         clients: Any,
         clients_mode: str,
         store: ArtifactStore | None = None,
@@ -305,7 +307,8 @@ class DubRun:
     ) -> None:
         self.request = request
         self.local_threads = local_threads  # for the stages' own "local" clients
-        self.executor = executor
+        self.executor = executor  # the chunks' analysis
+        self.line_executor = line_executor or executor  # the lines' synthesis
         self.clients = clients
         self.clients_mode = clients_mode
         self.store = store or ArtifactStore()
@@ -470,9 +473,11 @@ class DubRun:
         name: str,
         unit: str,
         collect: Callable[[dict[str, Any]], None],
+        executor: Executor | None = None,
     ) -> None:
-        """`executor.map`, logging the stage's wall time against the time its rows spent inside the stage: the
-        difference (with parallelism, wall x parallelism - inside) is scheduling, transport and idle actors."""
+        """`executor.map` (the analysis's by default), logging the stage's wall time against the time its rows spent
+        inside the stage: the difference (with parallelism, wall x parallelism - inside) is scheduling, transport and
+        idle workers."""
         inside = 0.0
 
         def on_row(row: dict[str, Any]) -> None:
@@ -480,8 +485,10 @@ class DubRun:
             inside += float(row.get("seconds", 0.0))
             collect(row)
 
+        if rows:
+            log.info("%s: %d %s to do", name, len(rows), unit)
         started = time.monotonic()
-        self.executor.map(stage, ctx.model_dump_json(), rows, name=self._name(name), on_row=on_row)
+        (executor or self.executor).map(stage, ctx.model_dump_json(), rows, name=self._name(name), on_row=on_row)
         if rows:
             log.info("%s: %d %s in %.1f s, %.1f s inside the stage", name, len(rows), unit,
                      time.monotonic() - started, inside)  # fmt: skip
@@ -663,7 +670,7 @@ class DubRun:
 
         self.progress(f"synthesize:{target}", 0, len(jobs))
         rows = [{"job": j.model_dump_json()} for j in longest_first(jobs, lambda j: len(j.text))]
-        self._map_timed(LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect)
+        self._map_timed(LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect, self.line_executor)
 
         lines = [
             DubbedLine(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Protocol, TypeVar
 
 Row = dict[str, Any]
@@ -30,14 +31,36 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """One stage instance, rows one after the other: no Ray (tests, the overhead benchmark)."""
+    """One stage instance in this process, `workers` rows at once on threads (in the order given): no Ray Data.
+
+    Alone (one worker, the stage's own clients) it is the `--local` run (tests, the overhead benchmark). With
+    the run's `ServeClients` it runs a stage whose rows only wait on Serve handles from the driver: the per-line
+    synthesis, where a Ray Data job's actor, its helper actors and its executor loop cost ~7 % of a core that
+    the TTS engines need on 2 cores (docs/decisions.md, 2026-12-07). The stage classes are safe to call from
+    several threads.
+    """
+
+    def __init__(self, workers: int = 1, clients: object | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.clients = clients  # handed to the stage instead of the clients it would build from its context
 
     def map(self, stage: type, context: str, rows: list[Row], *, name: str, on_row: Callable[[Row], None]) -> None:
         if not rows:
             return
-        instance = stage(context)
-        for row in rows:
-            on_row(instance(row))
+        instance = stage(context) if self.clients is None else stage(context, clients=self.clients)
+        if self.workers == 1:
+            for row in rows:
+                on_row(instance(row))
+            return
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(rows)), thread_name_prefix=ascii_label(name))
+        try:
+            for done in as_completed([pool.submit(instance, row) for row in rows]):
+                on_row(done.result())
+        finally:
+            # On an error (or Ctrl-C) the queued rows are dropped; the running ones end with their model call.
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class RayDataExecutor:

@@ -205,7 +205,7 @@ def _run_on_ray(
 ) -> DubResult:
     from octavia.models.store import ModelStore
     from pipeline.clients import ServeClients
-    from pipeline.executors import RayDataExecutor
+    from pipeline.executors import LocalExecutor, RayDataExecutor
     from serve_apps.tts.voices import import_pitch_tracker
 
     started = time.monotonic()
@@ -230,6 +230,8 @@ def _run_on_ray(
             run = DubRun(
                 request,
                 executor=RayDataExecutor(parallelism),
+                # Lines only wait on the TTS handle: sent from here, not through a Ray Data job's actor.
+                line_executor=LocalExecutor(parallelism, clients=clients),
                 clients=clients,
                 clients_mode="serve",
                 store=store,

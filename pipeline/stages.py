@@ -1,10 +1,10 @@
 """The per-chunk and per-line stages, as callable classes that Ray Data runs in actors (or called directly).
 
 A stage gets its settings as one JSON string (`StageContext`), builds its model clients in `__init__` (an actor
-does it once), and maps one row to one row; each output row carries `seconds`, the time the row took inside the
-stage (the dub logs it against the stage's wall time: what is left is scheduling and transport). Results are
-cached in the artifact store, so a re-run after a crash finds finished chunks and lines and does not recompute
-them.
+does it once; a stage run in the driver is handed the run's own), and maps one row to one row; each output row
+carries `seconds`, the time the row took inside the stage (the dub logs it against the stage's wall time: what is
+left is scheduling and transport). Results are cached in the artifact store, so a re-run after a crash finds
+finished chunks and lines and does not recompute them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -22,6 +22,9 @@ from octavia.records import Record
 from pipeline.artifacts import ArtifactStore, content_key
 from pipeline.chunking import Chunk
 from pipeline.records import ChunkAnalysis
+
+if TYPE_CHECKING:
+    from pipeline.clients import ModelClients
 
 SPEECH_RATE = 16_000
 # A given source language is checked against what the ASR hears in one chunk of every four that have speech: an
@@ -56,7 +59,7 @@ class SynthesisResult(Record):
     cached: bool
 
 
-def make_clients(ctx: StageContext) -> Any:
+def make_clients(ctx: StageContext) -> ModelClients:
     if ctx.clients == "serve":
         from pipeline.clients import ServeClients
 
@@ -94,10 +97,10 @@ def chunk_key(ctx: StageContext, chunk: Chunk) -> str:
 class ChunkAnalyzer:
     """Separation, ASR and speaker embeddings for one chunk."""
 
-    def __init__(self, context: str) -> None:
+    def __init__(self, context: str, clients: ModelClients | None = None) -> None:
         self.ctx = StageContext.model_validate_json(context)
         self.store = ArtifactStore(self.ctx.artifact_root)
-        self.clients = make_clients(self.ctx)
+        self.clients = clients or make_clients(self.ctx)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
@@ -153,10 +156,10 @@ def synthesis_key(job: SynthesisJob, profile: str) -> str:
 class LineSynthesizer:
     """Speaks one translated line in its speaker's voice."""
 
-    def __init__(self, context: str) -> None:
+    def __init__(self, context: str, clients: ModelClients | None = None) -> None:
         self.ctx = StageContext.model_validate_json(context)
         self.store = ArtifactStore(self.ctx.artifact_root)
-        self.clients = make_clients(self.ctx)
+        self.clients = clients or make_clients(self.ctx)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
