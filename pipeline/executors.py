@@ -5,7 +5,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from pipeline.clients import ModelClients
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -36,11 +39,11 @@ class LocalExecutor:
     Alone (one worker, the stage's own clients) it is the `--local` run (tests, the overhead benchmark). With
     the run's `ServeClients` it runs a stage whose rows only wait on Serve handles from the driver: the per-line
     synthesis, where a Ray Data job's actor, its helper actors and its executor loop cost ~7 % of a core that
-    the TTS engines need on 2 cores (docs/decisions.md, 2026-12-07). The stage classes are safe to call from
-    several threads.
+    the TTS engines need on 2 cores (docs/decisions.md, 2026-12-07, eleventh session). The stage classes are
+    safe to call from several threads.
     """
 
-    def __init__(self, workers: int = 1, clients: object | None = None) -> None:
+    def __init__(self, workers: int = 1, clients: ModelClients | None = None) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
