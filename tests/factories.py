@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +70,16 @@ def frame_times(path: Path) -> list[float]:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return [float(line.split(",")[0]) for line in out.stdout.split()]
+
+
+def dub_stopped_by_sigterm(args: list[str], env: dict[str, str], ready: Callable[[], bool]) -> tuple[int, str]:
+    """Runs `octavia dub ARGS`, sends it SIGTERM as soon as `ready()` holds; returns its exit code and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "octavia.cli", "dub", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline, "the dub ended before it was ready to stop"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)  # the stopped run must not hang
+    return proc.returncode, stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import ffmpeg
+from tests.factories import dub_stopped_by_sigterm, ffmpeg
 
 
 def dub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -79,22 +79,12 @@ def test_sigterm_mid_run_leaves_no_half_written_outputs(conversation, artifact_d
     the synthesis stage on, is removed, and nothing appears under a final name. (The session's artifact store:
     its analysis is the other local dubs' too.)"""
     import signal
-    import time
 
     out = tmp_path / "out"
     env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifact_dir), "OCTAVIA_PROFILE": "offline"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "es", "--out", str(out),
-         "--local", "--separation", "none"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not list(out.glob(".octavia-partial-*")):
-        assert proc.poll() is None and time.monotonic() < deadline, "the dub ended before writing anything"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    args = [str(conversation.path), "--to", "es", "--out", str(out), "--local", "--separation", "none"]
+    code, stderr = dub_stopped_by_sigterm(args, env, ready=lambda: bool(list(out.glob(".octavia-partial-*"))))
+    assert code == 128 + signal.SIGTERM, stderr[-2000:]
     assert list(out.iterdir()) == []
 
 

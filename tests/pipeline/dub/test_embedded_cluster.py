@@ -11,6 +11,7 @@ import tempfile
 import pytest
 
 from pipeline.job import EMBEDDED_ENVIRONMENT, ray_cluster
+from tests.factories import dub_stopped_by_sigterm
 
 pytestmark = pytest.mark.slow
 
@@ -103,23 +104,13 @@ def test_sigterm_while_lines_are_synthesized_stops_the_run_at_once_and_leaves_no
     (Ray's job stop, a container stopping) still unwinds the run, its cluster stops, and the process exits with
     nothing under the out folder (the threads' pending calls do not hold the exit)."""
     import signal
-    import time
 
     artifacts, out = tmp_path / "artifacts", tmp_path / "out"  # a fresh store: every line is synthesized
     with tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as ray_tmp:
         env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifacts), "OCTAVIA_PROFILE": "offline",
                "RAY_ADDRESS": "", "RAY_TMPDIR": ray_tmp}  # fmt: skip
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "es", "--out", str(out),
-             "--separation", "none"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 300
-        while not list(artifacts.glob("lines/**/*.wav")):
-            assert proc.poll() is None and time.monotonic() < deadline, "the dub ended before its first line"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+        args = [str(conversation.path), "--to", "es", "--out", str(out), "--separation", "none"]
+        code, stderr = dub_stopped_by_sigterm(args, env, ready=lambda: bool(list(artifacts.glob("lines/**/*.wav"))))
+    assert code == 128 + signal.SIGTERM, stderr[-2000:]
     assert not out.exists() or list(out.iterdir()) == []
     assert len(list(artifacts.glob("lines/**/*.wav"))) < len(conversation.lines)  # stopped part-way through
