@@ -462,22 +462,23 @@ class DubRun:
             self.progress("analyze", len(analyses), len(rows))
 
         self.progress("analyze", 0, len(rows))
-        self._map_timed(ChunkAnalyzer, ctx, rows, "analyze", "chunks", collect)
+        self._map_timed(self.executor, ChunkAnalyzer, ctx, rows, "analyze", "chunks", collect)
         return sorted(analyses, key=lambda a: a.chunk.index)
 
     def _map_timed(
         self,
+        executor: Executor,
         stage: type,
         ctx: StageContext,
         rows: list[dict[str, Any]],
         name: str,
         unit: str,
         collect: Callable[[dict[str, Any]], None],
-        executor: Executor | None = None,
     ) -> None:
-        """`executor.map` (the analysis's by default), logging the stage's wall time against the time its rows spent
-        inside the stage: the difference (with parallelism, wall x parallelism - inside) is scheduling, transport and
-        idle workers."""
+        """`executor.map`, logging the stage's wall time against the time its rows spent inside the stage: the
+        difference (with parallelism, wall x parallelism - inside) is scheduling, transport and idle workers."""
+        if not rows:
+            return
         inside = 0.0
 
         def on_row(row: dict[str, Any]) -> None:
@@ -485,13 +486,11 @@ class DubRun:
             inside += float(row.get("seconds", 0.0))
             collect(row)
 
-        if rows:
-            log.info("%s: %d %s to do", name, len(rows), unit)
+        log.info("%s: %d %s to do", name, len(rows), unit)
         started = time.monotonic()
-        (executor or self.executor).map(stage, ctx.model_dump_json(), rows, name=self._name(name), on_row=on_row)
-        if rows:
-            log.info("%s: %d %s in %.1f s, %.1f s inside the stage", name, len(rows), unit,
-                     time.monotonic() - started, inside)  # fmt: skip
+        executor.map(stage, ctx.model_dump_json(), rows, name=self._name(name), on_row=on_row)
+        log.info("%s: %d %s in %.1f s, %.1f s inside the stage", name, len(rows), unit,
+                 time.monotonic() - started, inside)  # fmt: skip
 
     def _name(self, stage: str) -> str:
         return f"dub {self.request.input.name} -> {','.join(self.request.targets)}: {stage}"
@@ -670,7 +669,7 @@ class DubRun:
 
         self.progress(f"synthesize:{target}", 0, len(jobs))
         rows = [{"job": j.model_dump_json()} for j in longest_first(jobs, lambda j: len(j.text))]
-        self._map_timed(LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect, self.line_executor)
+        self._map_timed(self.line_executor, LineSynthesizer, ctx, rows, f"tts {target}", "lines", collect)
 
         lines = [
             DubbedLine(

@@ -98,10 +98,10 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
         yield False
         return
     job_config = JobConfig(metadata={"job_name": name})
-    if embedded:
-        for variable, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker it starts
-            os.environ.setdefault(variable, value)
-        with sigterm_handler_kept():
+    with sigterm_handler_kept():
+        if embedded:
+            for variable, value in EMBEDDED_ENVIRONMENT.items():  # inherited by the raylet and every worker
+                os.environ.setdefault(variable, value)
             ray.init(
                 num_cpus=os.cpu_count(),
                 include_dashboard=dashboard,
@@ -110,8 +110,7 @@ def ray_cluster(address: str | None, *, name: str, dashboard: bool = False) -> I
                 logging_level=logging.WARNING,
                 log_to_driver=False,
             )
-    else:
-        with sigterm_handler_kept():
+        else:
             ray.init(address=address, namespace="octavia", job_config=job_config, logging_level=logging.WARNING)
     try:
         yield embedded
