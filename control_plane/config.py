@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
 
@@ -107,6 +108,9 @@ class Settings(BaseSettings):
     jobs_stale_seconds: float = Field(default=3600.0, gt=0)
     # Budget of each call to the Ray Jobs API.
     jobs_ray_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A finished job's files (DATA_DIR/jobs/<id>) are removed this long after it finished; 0 keeps them until
+    # the job is deleted. Without it every dub stays on the shared volume for good.
+    jobs_artifact_retention_days: float = Field(default=30.0, ge=0)
 
     @field_validator("data_dir", "mail_dir")
     @classmethod
@@ -161,6 +165,12 @@ class Settings(BaseSettings):
     @property
     def polar_enabled(self) -> bool:
         return self.polar_webhook_secret is not None and bool(self.polar_webhook_secret.get_secret_value())
+
+    @property
+    def jobs_artifact_retention(self) -> timedelta | None:
+        """How long a finished job's files are kept; None: until the job is deleted."""
+        days = self.jobs_artifact_retention_days
+        return timedelta(days=days) if days > 0 else None
 
     @property
     def progress_base_url(self) -> str:

@@ -8,6 +8,10 @@ Each Ray submission is an *attempt* with the deterministic submission id `octavi
 written here before the submission is sent, so a control plane that crashed in between finds the Ray job again
 instead of submitting a second one. Each attempt gets a fresh progress token (only its SHA-256 is stored).
 
+A finished job's files (`DATA_DIR/jobs/<id>`) are removed by the jobs worker once the job is deleted
+(`deleted_at`: the row stays for the credit ledger, hidden from the API) or once OCTAVIA_JOBS_ARTIFACT_RETENTION_DAYS
+have passed since it finished; `files_removed_at` records that it was done.
+
 `job_events` is the ordered log behind `GET /v1/jobs/{id}/events` (SSE): progress reports and status changes,
 written in the transaction that makes the change.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -71,6 +75,7 @@ class Job(CreatedAt, Base):
         UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_id_idempotency_key"),
         Index("ix_jobs_user_id_created_at", "user_id", "created_at"),
         Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_files_removed_at_finished_at", "files_removed_at", "finished_at"),
         CheckConstraint("progress >= 0 AND progress <= 100", name="progress_range"),
         CheckConstraint("reserved_credits >= 0", name="reserved_credits_not_negative"),
     )
@@ -122,11 +127,21 @@ class Job(CreatedAt, Base):
     # The current attempt's last sign of life: a progress report, or Ray first reporting it RUNNING.
     last_progress_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Deleted by its user: gone from the API; its files are removed by the worker.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the worker removed DATA_DIR/jobs/<id> (deleted, or past the retention); a retry clears it.
+    files_removed_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property
     def cancel_requested(self) -> bool:
         return self.cancel_requested_at is not None
+
+    def artifacts_expire_at(self, retention: timedelta | None) -> datetime | None:
+        """When a succeeded job's outputs are removed (None: kept until the job is deleted, or no outputs)."""
+        if self.status is not JobStatus.SUCCEEDED or self.finished_at is None or retention is None:
+            return None
+        return self.finished_at + retention
 
     @property
     def job_ref(self) -> str:

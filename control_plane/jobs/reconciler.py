@@ -9,7 +9,8 @@
   (credits captured); FAILED after the pipeline reported a failure fails (not retried: bad input, unsupported
   pair, ...); FAILED otherwise, a lost job or missing outputs are infrastructure failures, retried up to
   OCTAVIA_JOBS_MAX_ATTEMPTS; STOPPED after a cancel request — or anything once canceled — is canceled;
-- then the housekeeping: due webhook deliveries, the uploads' expiry sweep, the jobs-by-status gauge.
+- then the housekeeping: due webhook deliveries, the uploads' expiry sweep, the files of deleted jobs and of
+  jobs past OCTAVIA_JOBS_ARTIFACT_RETENTION_DAYS, the jobs-by-status gauge.
 
 Crash safety: Ray calls happen outside transactions; each job's change is one short transaction that locks the row
 and re-checks it still is in the state the Ray answer was about. The attempt is committed before it is submitted
@@ -61,6 +62,7 @@ class TickReport:
     unavailable: int = 0
     webhooks_attempted: int = 0
     uploads_swept: int = 0
+    job_files_removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Reconciler:
         self._guard("submission", self._submit_queued, now, report)
         self._guard("webhook delivery", self._deliver_webhooks, now, report)
         self._guard("upload sweep", self._sweep_uploads, now, report)
+        self._guard("job files", self._remove_job_files, now, report)
         self._guard("metrics", self._record_metrics)
         return report
 
@@ -256,6 +259,10 @@ class Reconciler:
 
         with self.session_factory.begin() as session:
             report.uploads_swept = sweep_expired(session, now)
+
+    def _remove_job_files(self, now: datetime, report: TickReport) -> None:
+        with self.session_factory.begin() as session:
+            report.job_files_removed = service.remove_due_files(session, self.settings, now)
 
     def _record_metrics(self) -> None:
         with self.session_factory() as session:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from control_plane.jobs.models import ACTIVE_STATUSES, Job, JobEvent, JobEventKind, JobStatus
+from control_plane.jobs.models import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobEvent, JobEventKind, JobStatus
 from control_plane.pagination import PageParams, paginate
 
 
@@ -20,7 +21,8 @@ class JobRepository:
         return job
 
     def get_for_user(self, user_id: uuid.UUID, job_id: uuid.UUID, *, for_update: bool = False) -> Job | None:
-        statement = select(Job).where(Job.id == job_id, Job.user_id == user_id)
+        """The user's job, unless they deleted it."""
+        statement = select(Job).where(Job.id == job_id, Job.user_id == user_id, Job.deleted_at.is_(None))
         if for_update:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return self.session.scalar(statement)
@@ -39,7 +41,7 @@ class JobRepository:
     def list_for_user(
         self, user_id: uuid.UUID, params: PageParams, status: JobStatus | None = None
     ) -> tuple[list[Job], str | None]:
-        statement = select(Job).where(Job.user_id == user_id)
+        statement = select(Job).where(Job.user_id == user_id, Job.deleted_at.is_(None))
         if status is not None:
             statement = statement.where(Job.status == status)
         return paginate(self.session, statement, order_by=[Job.created_at, Job.id], params=params)
@@ -62,6 +64,24 @@ class JobRepository:
             .limit(limit)
         )
         return list(self.session.scalars(statement))
+
+    def with_files_to_remove(self, finished_before: datetime | None, limit: int) -> list[Job]:
+        """Finished jobs whose files are still there although the job was deleted or finished before
+        `finished_before` (None: deleted ones only), locked; rows another transaction holds are skipped."""
+        due: ColumnElement[bool] = Job.deleted_at.is_not(None)
+        if finished_before is not None:
+            due = or_(due, Job.finished_at < finished_before)
+        statement = (
+            select(Job)
+            .where(Job.files_removed_at.is_(None), Job.status.in_(FINAL_STATUSES), due)
+            .order_by(Job.finished_at, Job.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.session.scalars(statement))
+
+    def delete_events(self, job_id: uuid.UUID) -> None:
+        self.session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
 
     def count_by_status(self) -> dict[str, int]:
         rows = self.session.execute(select(Job.status, func.count()).group_by(Job.status))

@@ -65,38 +65,49 @@ def create_job(
     job, replayed = service.create_job(session, settings, user.id, body, idempotency_key)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobRead.of(job)
+    return JobRead.of(job, settings.jobs_artifact_retention)
 
 
 @router.get("", response_model=Page[JobRead])
 def list_jobs(
     user: CurrentUser,
     session: SessionDep,
+    settings: SettingsDep,
     page: PageParamsDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status", description="only jobs in this status")] = None,
 ) -> Page[JobRead]:
     """Your jobs, newest first."""
     jobs, next_cursor = service.list_jobs(session, user.id, page, status_filter)
-    return Page[JobRead](items=[JobRead.of(job) for job in jobs], next_cursor=next_cursor)
+    return Page[JobRead](
+        items=[JobRead.of(job, settings.jobs_artifact_retention) for job in jobs], next_cursor=next_cursor
+    )
 
 
 @router.get("/{job_id}", response_model=JobRead)
-def read_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> JobRead:
+def read_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> JobRead:
     """Status (queued, running, succeeded, failed, canceled), stage, progress 0-100, ETA and error."""
-    return JobRead.of(service.get_job(session, user.id, job_id))
+    return JobRead.of(service.get_job(session, user.id, job_id), settings.jobs_artifact_retention)
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> None:
+    """Deletes a finished job: it is gone from the API at once and its files are removed within seconds.
+    Credits already charged stay charged (the ledger keeps its entries). 409 for a queued or running job: cancel
+    it first."""
+    service.delete_job(session, user.id, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def cancel_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> JobRead:
     """A queued job is canceled at once; a running one gets `cancel_requested` and becomes `canceled` when its Ray
     job has stopped (watch the status or the events). Credits are released. 409 for a finished job."""
-    return JobRead.of(service.cancel_job(session, settings, user.id, job_id))
+    return JobRead.of(service.cancel_job(session, settings, user.id, job_id), settings.jobs_artifact_retention)
 
 
 @router.post("/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=JobRead)
 def retry_job(job_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> JobRead:
     """Runs a failed or canceled job again from the start, with a new credit hold. 409 for any other status."""
-    return JobRead.of(service.retry_job(session, settings, user.id, job_id))
+    return JobRead.of(service.retry_job(session, settings, user.id, job_id), settings.jobs_artifact_retention)
 
 
 @router.get(
@@ -121,8 +132,9 @@ def job_events(
 
 @router.get("/{job_id}/artifacts", response_model=ArtifactList)
 def list_artifacts(job_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep) -> ArtifactList:
-    """The files of a succeeded job (409 before it succeeded): dubbed video or audio per language, subtitles (.srt,
-    .vtt), dubbed voice tracks (.wav), the background track and the transcript."""
+    """The files of a succeeded job (409 before it succeeded; 410 from its `artifacts_expire_at`): dubbed video or
+    audio per language, subtitles (.srt, .vtt), dubbed voice tracks (.wav), the background track and the
+    transcript."""
     found = service.list_job_artifacts(session, settings, user.id, job_id)
     return ArtifactList(
         items=[

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,9 +70,13 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    artifacts_expire_at: datetime | None = Field(
+        description="when a succeeded job's files are removed (OCTAVIA_JOBS_ARTIFACT_RETENTION_DAYS after it "
+        "finished; afterwards the artifacts answer 410); null: kept until the job is deleted"
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobRead:
+    def of(cls, job: Job, retention: timedelta | None) -> JobRead:
         error = JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
         return cls(
             id=job.id,
@@ -94,6 +98,7 @@ class JobRead(BaseModel):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            artifacts_expire_at=job.artifacts_expire_at(retention),
         )
 
 

@@ -6,6 +6,10 @@ Credits: creating (or retrying) a job reserves `estimate(upload duration, target
 the estimate for the duration the pipeline measured (at most the hold) and releases the rest; failure and cancel
 release everything. Capture and release are idempotent per reservation, and each finish happens in the
 transaction that marks the job final, so a crash and a second pass never charge twice.
+
+Files: a finished job can be deleted (its row stays, hidden, for the ledger); the worker removes the files of
+deleted jobs and of jobs finished more than OCTAVIA_JOBS_ARTIFACT_RETENTION_DAYS ago (`remove_due_files`). Whether
+an artifact may be downloaded is decided from the times, not from whether the sweep has run yet.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,15 @@ class JobNotSucceededError(ConflictError):
 
 class ArtifactNotFoundError(ResourceNotFoundError):
     code = "artifact_not_found"
+
+
+class JobNotFinishedError(ConflictError):
+    code = "job_not_finished"
+
+
+class ArtifactsExpiredError(ApiError):
+    status_code = 410
+    code = "artifacts_expired"
 
 
 class TooManyLanguagesError(InvalidRequestError):
@@ -230,20 +243,44 @@ def retry_job(session: Session, settings: Settings, user_id: uuid.UUID, job_id: 
     job.warnings = None
     job.progress_token_hash, job.reported_status, job.cancel_requested_at = None, None, None
     job.submitted_at, job.started_at, job.last_progress_at, job.finished_at = None, None, None, None
+    job.files_removed_at = None  # the new run writes a new folder
     _status_event(repository, job)
     session.flush()
     return job
 
 
+def delete_job(session: Session, user_id: uuid.UUID, job_id: uuid.UUID, *, now: datetime | None = None) -> None:
+    """A finished job disappears from the API at once; the worker removes its files on its next tick. The row
+    stays for the credit ledger; its Idempotency-Key is freed and its event log dropped. 409 for a queued or
+    running job (cancel it first)."""
+    job = get_job(session, user_id, job_id, for_update=True)
+    if not job.status.is_final:
+        raise JobNotFinishedError(
+            f"job is {job.status.value}; cancel it and delete it once it is canceled",
+            details={"job_id": str(job.id), "status": job.status.value},
+        )
+    job.deleted_at = now or utcnow()
+    job.idempotency_key, job.request_hash = None, None
+    JobRepository(session).delete_events(job.id)
+    session.flush()
+
+
 def list_job_artifacts(
     session: Session, settings: Settings, user_id: uuid.UUID, job_id: uuid.UUID
 ) -> list[artifacts.Artifact]:
-    """The outputs of a succeeded job (409 before: files of a run in progress are incomplete)."""
+    """The outputs of a succeeded job (409 before: files of a run in progress are incomplete; 410 after the
+    retention)."""
     job = get_job(session, user_id, job_id)
     if job.status is not JobStatus.SUCCEEDED:
         raise JobNotSucceededError(
             f"artifacts are available once the job succeeded; it is {job.status.value}",
             details={"job_id": str(job.id), "status": job.status.value},
+        )
+    expired_at = job.files_removed_at or job.artifacts_expire_at(settings.jobs_artifact_retention)
+    if expired_at is not None and expired_at <= utcnow():
+        raise ArtifactsExpiredError(
+            "this job's files were removed after the retention period",
+            details={"job_id": str(job.id), "expired_at": expired_at.isoformat()},
         )
     return artifacts.list_artifacts(artifacts.out_dir(settings.data_dir, job.id))
 
@@ -259,6 +296,21 @@ def get_job_artifact(
     job = get_job(session, user_id, job_id)
     upload = session.get(Upload, job.upload_id)
     return artifact, artifacts.download_name(artifact.name, job.upload_id, upload.filename if upload else None)
+
+
+def remove_due_files(session: Session, settings: Settings, now: datetime | None = None, *, limit: int = 100) -> int:
+    """Removes the files of deleted jobs and of jobs past the retention; returns how many jobs. For the worker
+    loop (the caller commits). Removal comes first: a crash before the commit leaves the job due, and removing
+    a removed folder again is harmless."""
+    now = now or utcnow()
+    retention = settings.jobs_artifact_retention
+    due = JobRepository(session).with_files_to_remove(now - retention if retention else None, limit)
+    for job in due:
+        artifacts.remove_job_files(settings.data_dir, job.id)
+        job.files_removed_at = now
+        logger.info("removed the files of job %s (%s)", job.id, "deleted" if job.deleted_at else "retention")
+    session.flush()
+    return len(due)
 
 
 # --- the pipeline's progress channel -----------------------------------------------------------------------------
@@ -419,15 +471,18 @@ def finish_job(
     job.eta_seconds = None
     job.progress_token_hash = None  # late reports of this run are refused from now on
     session.flush()
-    emit_event(session, job.user_id, f"job.{status.value}", webhook_data(job, names), now=now)
+    emit_event(
+        session, job.user_id, f"job.{status.value}", webhook_data(job, names, settings.jobs_artifact_retention), now=now
+    )
     _status_event(JobRepository(session), job)
     queue_wait = (job.started_at - job.created_at).total_seconds() if job.started_at else None
     duration_s = (now - job.started_at).total_seconds() if job.started_at else None
     metrics.observe_job_finished(status.value, queue_wait, duration_s)
 
 
-def webhook_data(job: Job, artifact_names: list[str]) -> dict[str, Any]:
+def webhook_data(job: Job, artifact_names: list[str], retention: timedelta | None) -> dict[str, Any]:
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    expires_at = job.artifacts_expire_at(retention)
     return {
         "job_id": str(job.id),
         "status": job.status.value,
@@ -436,6 +491,7 @@ def webhook_data(job: Job, artifact_names: list[str]) -> dict[str, Any]:
         "charged_credits": job.charged_credits,
         "error": error,
         "artifacts": artifact_names,
+        "artifacts_expire_at": expires_at.isoformat() if expires_at else None,
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,8 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.config import Settings
 from control_plane.credits.models import EntryKind
-from control_plane.jobs import service
+from control_plane.db import utcnow
+from control_plane.jobs import artifacts, service
 from control_plane.jobs.models import Job
+from control_plane.jobs.ray_runner import RayJobState
+from control_plane.jobs.repository import JobRepository
 from control_plane.uploads.models import UploadStatus
 from tests.control_plane.conftest import TestUser, assert_error
 from tests.control_plane.jobs_support import (
@@ -257,6 +261,7 @@ FOREIGN_REQUESTS = {
     "events": ("GET", "/v1/jobs/{id}/events"),
     "artifacts": ("GET", "/v1/jobs/{id}/artifacts"),
     "artifact": ("GET", "/v1/jobs/{id}/artifacts/{artifact}"),
+    "delete": ("DELETE", "/v1/jobs/{id}"),
 }
 
 
@@ -280,7 +285,7 @@ def test_another_user_gets_404_for_every_job_resource(
     assert harness.get(alice, job["id"]) == before
     assert harness.client.get("/v1/jobs", headers=mallory.headers).json()["items"] == []
     assert assert_ledger_consistent(session, mallory.id) == (100, 0)
-    assert harness.client.request(method, path, headers=alice.headers).status_code in (200, 202)
+    assert harness.client.request(method, path, headers=alice.headers).status_code in (200, 202, 204)
 
 
 # --- artifacts -----------------------------------------------------------------------------------------------------
@@ -340,6 +345,128 @@ def test_artifacts_of_a_succeeded_job_are_listed_and_downloaded_with_ranges(
     for name in ("../../../secret.txt", "/etc/passwd", f"./{stem}.es.mp4", "out/../../secret.txt"):
         with pytest.raises(service.ArtifactNotFoundError):
             service.get_job_artifact(session, settings, user.id, uuid.UUID(job["id"]), name)
+
+
+# --- deletion and retention ---------------------------------------------------------------------------------------
+
+
+def test_deleting_a_finished_job_hides_it_keeps_the_ledger_frees_its_key_and_removes_its_files(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    user = funded(100)
+    upload = make_upload(session, settings, user.id)
+    key = {"Idempotency-Key": "dub-42"}
+    body = job_body(upload, "es")
+    job = harness.client.post("/v1/jobs", json=body, headers={**user.headers, **key}).json()
+    harness.succeed(user, job["id"], upload)
+    folder = artifacts.job_dir(settings.data_dir, uuid.UUID(job["id"]))
+    assert (folder / "out" / f"{upload.id}.es.mp4").is_file()
+    ledger = assert_ledger_consistent(session, user.id)
+    assert ledger == (80, 0)  # 2 started minutes x 10 charged
+
+    deleted = harness.client.delete(f"/v1/jobs/{job['id']}", headers=user.headers)
+    assert deleted.status_code == 204 and deleted.content == b""
+    for path in ("", "/events", "/artifacts", f"/artifacts/{upload.id}.es.mp4"):
+        assert_error(harness.client.get(f"/v1/jobs/{job['id']}{path}", headers=user.headers), 404, "job_not_found")
+    assert harness.client.get("/v1/jobs", headers=user.headers).json()["items"] == []
+    assert_error(harness.client.delete(f"/v1/jobs/{job['id']}", headers=user.headers), 404, "job_not_found")
+    assert folder.is_dir()  # the worker removes it
+    assert harness.tick().job_files_removed == 1
+    assert not folder.exists() and harness.tick().job_files_removed == 0
+    assert assert_ledger_consistent(session, user.id) == ledger  # what was charged stays charged
+    row = session.get(Job, uuid.UUID(job["id"]))
+    assert row is not None and row.deleted_at is not None and row.files_removed_at is not None
+    assert JobRepository(session).events_after(row.id, 0) == []
+
+    # The key lived as long as the job: the same request now makes a new job.
+    again = harness.client.post("/v1/jobs", json=body, headers={**user.headers, **key})
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert again.json()["id"] != job["id"]
+
+
+def test_a_queued_or_running_job_is_not_deleted(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    user = funded(100)
+    upload = make_upload(session, settings, user.id)
+    queued = harness.create(user, upload, "es")
+    assert_error(harness.client.delete(f"/v1/jobs/{queued['id']}", headers=user.headers), 409, "job_not_finished")
+    running = harness.create(user, upload, "pt")
+    harness.start(queued["id"])
+    harness.start(running["id"])
+    refused = harness.client.delete(f"/v1/jobs/{running['id']}", headers=user.headers)
+    assert assert_error(refused, 409, "job_not_finished")["details"]["status"] == "running"
+    assert harness.tick().job_files_removed == 0
+    assert artifacts.out_dir(settings.data_dir, uuid.UUID(running["id"])).is_dir()
+    assert harness.get(user, running["id"])["status"] == "running"
+
+
+def _finished_days_ago(session: Session, job_id: str, days: float) -> None:
+    job = session.get(Job, uuid.UUID(job_id))
+    assert job is not None and job.finished_at is not None
+    job.finished_at = utcnow() - timedelta(days=days)
+    session.flush()
+
+
+def test_files_of_finished_jobs_are_removed_after_the_retention_and_their_artifacts_are_gone(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    assert settings.jobs_artifact_retention_days == 30  # the default
+    user = funded(1000)
+    upload = make_upload(session, settings, user.id)
+    old, recent, failed = (harness.create(user, upload, language) for language in ("es", "pt", "fr"))
+    harness.succeed(user, old["id"], upload)
+    harness.succeed(user, recent["id"], upload)
+    spec = harness.start(failed["id"])
+    harness.runner.set(spec.submission_id, RayJobState.FAILED, "bad input")
+    harness.progress(failed["id"], spec, status="failed", error={"code": "not_media", "message": "not media"})
+    harness.tick()
+    assert harness.get(user, failed["id"])["status"] == "failed"
+
+    shown = harness.get(user, old["id"])
+    finished = datetime.fromisoformat(shown["finished_at"])
+    assert datetime.fromisoformat(shown["artifacts_expire_at"]) == finished + timedelta(days=30)
+    assert harness.get(user, failed["id"])["artifacts_expire_at"] is None  # nothing to download
+    _finished_days_ago(session, old["id"], 30.01)
+    _finished_days_ago(session, recent["id"], 29.9)
+    _finished_days_ago(session, failed["id"], 31)
+
+    # Gone as soon as the time has passed, before the sweep, so no download races it.
+    expired = harness.client.get(f"/v1/jobs/{old['id']}/artifacts", headers=user.headers)
+    assert assert_error(expired, 410, "artifacts_expired")["details"]["job_id"] == old["id"]
+    assert harness.tick().job_files_removed == 2
+    assert not artifacts.job_dir(settings.data_dir, uuid.UUID(old["id"])).exists()
+    assert not artifacts.job_dir(settings.data_dir, uuid.UUID(failed["id"])).exists()
+    download = harness.client.get(f"/v1/jobs/{old['id']}/artifacts/{upload.id}.es.mp4", headers=user.headers)
+    assert_error(download, 410, "artifacts_expired")
+    assert harness.get(user, old["id"])["status"] == "succeeded"  # the job itself stays
+    listed = harness.client.get(f"/v1/jobs/{recent['id']}/artifacts", headers=user.headers)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 4
+
+    # A retried job writes a new folder; its files count from its new finish.
+    assert harness.client.post(f"/v1/jobs/{failed['id']}/retry", headers=user.headers).status_code == 202
+    harness.succeed(user, failed["id"], upload)
+    again = harness.client.get(f"/v1/jobs/{failed['id']}/artifacts", headers=user.headers)
+    assert again.status_code == 200 and len(again.json()["items"]) == 4
+    assert harness.tick().job_files_removed == 0
+
+
+def test_a_retention_of_zero_keeps_files_until_the_job_is_deleted(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    settings.jobs_artifact_retention_days = 0
+    user = funded(100)
+    upload = make_upload(session, settings, user.id)
+    job = harness.create(user, upload, "es")
+    harness.succeed(user, job["id"], upload)
+    assert harness.get(user, job["id"])["artifacts_expire_at"] is None
+    _finished_days_ago(session, job["id"], 3650)
+    assert harness.tick().job_files_removed == 0
+    listed = harness.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=user.headers)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 4
+    assert harness.client.delete(f"/v1/jobs/{job['id']}", headers=user.headers).status_code == 204
+    assert harness.tick().job_files_removed == 1
+    assert not artifacts.job_dir(settings.data_dir, uuid.UUID(job["id"])).exists()
 
 
 # --- events (SSE) --------------------------------------------------------------------------------------------------

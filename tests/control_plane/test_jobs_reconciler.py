@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,10 @@ def test_a_successful_run_is_charged_for_the_measured_duration(
     assert (
         event.payload["data"]["charged_credits"] == 20 and f"{upload.id}.es.mp4" in event.payload["data"]["artifacts"]
     )
+    # The customer learns from the event until when the files can be downloaded (the default 30 days).
+    expires = datetime.fromisoformat(done["finished_at"]) + timedelta(days=30)
+    assert datetime.fromisoformat(event.payload["data"]["artifacts_expire_at"]) == expires
+    assert datetime.fromisoformat(done["artifacts_expire_at"]) == expires
 
     late = harness.progress(job["id"], spec, stage="analyze", progress=3.0)
     assert late.status_code == 401  # the run's token died with it
