@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from octavia.disk import sound_file_errors_named
 
 # Speech models hear level: whisper-base lost words from speech peaking at -50 dBFS and heard nothing at -60 dBFS;
 # Spleeter missed two of six lines in a conversation 40 dB below normal (Silero's VAD found them all). A clip whose
@@ -89,4 +92,5 @@ class AudioClip:
         import soundfile
 
         data = self.samples.T if self.samples.ndim == 2 else self.samples
-        soundfile.write(path, data, self.sample_rate, subtype="PCM_16" if str(path).endswith(".wav") else None)
+        with sound_file_errors_named(Path(path).parent):
+            soundfile.write(path, data, self.sample_rate, subtype="PCM_16" if str(path).endswith(".wav") else None)

@@ -79,3 +79,10 @@ class MediaProcessingError(OctaviaError):
 
     code = "media_processing_failed"
     status_code = 500
+
+
+class StorageFullError(OctaviaError):
+    """A file system the run writes to (the output folder, the artifact cache) has no space left."""
+
+    code = "storage_full"
+    status_code = 507

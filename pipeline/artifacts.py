@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ByteSize, TypeAdapter, ValidationError
 
 from octavia.audio import AudioClip
+from octavia.disk import sound_file_errors_named
 from octavia.errors import BadInputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -69,7 +70,8 @@ class ArtifactStore:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         os.close(fd)
         try:
-            write(tmp)
+            with sound_file_errors_named(path.parent):
+                write(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

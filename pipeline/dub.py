@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from octavia.audio import AudioClip
+from octavia.disk import is_disk_full
 from octavia.errors import OctaviaError, UnsupportedLanguagePairError
 from octavia.languages import normalize
 from octavia.models.store import ModelStore
@@ -394,6 +395,8 @@ class DubRun:
                         outputs, stem, ctx, result,
                     )  # fmt: skip
                 except OctaviaError as exc:
+                    if is_disk_full(exc):  # the next language would only fill it again
+                        raise
                     log.error("dubbing into %s failed: %s", target, exc.message)
                     result.failed[target] = exc.message
                     continue

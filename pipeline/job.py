@@ -170,6 +170,7 @@ def run_job(
 ) -> DubResult:
     """Run one dub; `local=True` runs every stage in this process without Ray (its Whisper and Kokoro with
     `local_threads` threads each; 0: every core)."""
+    from octavia.disk import full_disk_reported
     from octavia.profiles import resolve
     from pipeline.artifacts import ArtifactStore, size_cap_from_env, size_capped
 
@@ -178,7 +179,7 @@ def run_job(
     profile = resolve(request.profile)
     request = request.model_copy(update={"profile": profile.name})
     store = ArtifactStore(artifact_dir)
-    with size_capped(store, cap):
+    with size_capped(store, cap), full_disk_reported(output_folder=request.out_dir, artifact_cache=store.root):
         if local:
             from pipeline.clients import LocalClients
             from pipeline.executors import LocalExecutor

@@ -30,6 +30,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from octavia.audio import AudioClip
+from octavia.disk import sound_file_errors_named
 from octavia.records import TimeSpan
 from pipeline.timefit import stretch_many
 from pipeline.timeline import FitPlan, LineFit, VideoSlowdown
@@ -156,7 +157,8 @@ class WavSink:
         self._file = soundfile.SoundFile(self.path, "w", samplerate=sample_rate, channels=channels, subtype=subtype)
 
     def write(self, block: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(block.reshape(self._file.channels, -1).T))
+        with sound_file_errors_named(Path(self.path).parent):
+            self._file.write(np.ascontiguousarray(block.reshape(self._file.channels, -1).T))
 
     def source(self) -> Source:
         return WavSource(self.path)
@@ -165,7 +167,8 @@ class WavSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._file.close()
+        with sound_file_errors_named(Path(self.path).parent):
+            self._file.close()  # writes the header
 
 
 @dataclass(frozen=True)

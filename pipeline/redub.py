@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from octavia.disk import full_disk_reported
 from octavia.errors import BadInputError, InputNotFoundError
 from octavia.languages import normalize
 from octavia.profiles import PROFILES
@@ -97,7 +98,10 @@ def redub(
 
     cap = size_cap_from_env()  # a bad value fails here, before any work
     store = ArtifactStore(artifact_dir)
-    with size_capped(store, cap):  # as a dub's run_job: the store ends the redub under the cap
+    with (
+        size_capped(store, cap),  # as a dub's run_job: the store ends the redub under the cap
+        full_disk_reported(output_folder=transcript_path.parent, artifact_cache=store.root),
+    ):
         return _rebuild(transcript_path, doc, lang, edits, store, started)
 
 

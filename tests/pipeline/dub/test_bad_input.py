@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import dub_stopped_by_sigterm, ffmpeg
+from tests.factories import dub_stopped_by_sigterm, ffmpeg, small_filesystem
 
 
 def dub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -117,3 +117,21 @@ def test_an_out_dir_that_cannot_be_written_is_refused_before_any_work(conversati
     assert result.returncode == 2, result.stderr
     assert f"error[bad_input]: --out {locked / 'dubs'} cannot be written: {locked} is not writable" in result.stderr
     assert "Traceback" not in result.stderr and not any(locked.iterdir())
+
+
+def test_a_full_disk_is_named_and_the_run_leaves_nothing_on_it(conversation, artifact_dir, tmp_path):
+    """The output folder on a 2 MB disk: the dub fills it while it mixes and is told so, not with a traceback;
+    the partial files go, so the disk is as empty as before. (The session's artifact store: analysis cached.)"""
+    env = {**os.environ, "OCTAVIA_ARTIFACT_DIR": str(artifact_dir), "OCTAVIA_PROFILE": "offline"}
+    with small_filesystem(tmp_path / "disk", "2m") as disk:
+        out = disk / "out"
+        result = subprocess.run(
+            [sys.executable, "-m", "octavia.cli", "dub", str(conversation.path), "--to", "es", "--out", str(out),
+             "--local", "--separation", "none"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert f"error[storage_full]: no space left on device. Free now, with this run's partial files removed: " \
+               f"the output folder {out}: " in result.stderr  # fmt: skip
+        assert "Traceback" not in result.stderr
+        assert [path for path in disk.rglob("*") if path.is_file()] == []
