@@ -448,7 +448,8 @@ def finish_job(
     transaction (the caller's), so either all of it happens or none."""
     if not status.is_final:
         raise ValueError(f"{status} is not a final status")
-    upload = session.get(Upload, job.upload_id)
+    # Locked: a termination of the upload running meanwhile then sees this job final, or this sees it deleted.
+    upload = session.get(Upload, job.upload_id, with_for_update=True, populate_existing=True)
     names: list[str] = []
     if status is JobStatus.SUCCEEDED:
         duration = job.media_duration or (upload.media_duration if upload else None) or 0.0
@@ -471,6 +472,8 @@ def finish_job(
     job.eta_seconds = None
     job.progress_token_hash = None  # late reports of this run are refused from now on
     session.flush()
+    if upload is not None:
+        uploads.remove_deleted_file(session, upload)  # deleted while this job still read it
     emit_event(
         session, job.user_id, f"job.{status.value}", webhook_data(job, names, settings.jobs_artifact_retention), now=now
     )

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from control_plane.jobs.models import ACTIVE_STATUSES, Job
 from control_plane.pagination import PageParams, paginate
 from control_plane.uploads.models import LIVE_STATUSES, Upload, UploadStatus
 
@@ -38,6 +39,11 @@ class UploadRepository:
             Upload.user_id == user_id, Upload.status.in_(LIVE_STATUSES)
         )
         return int(self.session.scalar(statement) or 0)
+
+    def has_active_jobs(self, upload_id: str) -> bool:
+        """Whether a queued or running job dubs this upload (it still has to read the file)."""
+        statement = select(Job.id).where(Job.upload_id == upload_id, Job.status.in_(ACTIVE_STATUSES)).limit(1)
+        return self.session.scalar(statement) is not None
 
     def list_expired(self, now: datetime, limit: int) -> list[Upload]:
         """Unfinished uploads past their expiry, locked; rows another transaction holds are skipped (PostgreSQL)."""

@@ -247,11 +247,20 @@ def finalize_upload(session: Session, settings: Settings, upload: Upload) -> Upl
 
 
 def terminate_upload(session: Session, user_id: uuid.UUID, upload_id: str) -> None:
-    """tus termination: the file is deleted at once; the row stays (as `deleted`) for jobs that refer to it."""
+    """tus termination: the upload is gone for the user at once; the row stays (as `deleted`) for jobs that refer
+    to it. Its file goes now, or, while a queued or running job still has to read it, when the last such job
+    finishes (`remove_deleted_file`): deleting an upload right after creating a job must not fail the job."""
     upload = get_upload(session, user_id, upload_id, for_update=True)
     upload.status = UploadStatus.DELETED
-    storage.remove(Path(upload.storage_path))
     session.flush()
+    remove_deleted_file(session, upload)
+
+
+def remove_deleted_file(session: Session, upload: Upload) -> None:
+    """Removes a deleted upload's file unless a queued or running job still reads it. The caller holds the upload's
+    row lock (termination, or a job finishing), so one of the two always sees the other's change."""
+    if upload.status is UploadStatus.DELETED and not UploadRepository(session).has_active_jobs(upload.id):
+        storage.remove(Path(upload.storage_path))
 
 
 def sweep_expired(session: Session, now: datetime | None = None) -> int:

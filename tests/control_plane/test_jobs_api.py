@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -467,6 +468,44 @@ def test_a_retention_of_zero_keeps_files_until_the_job_is_deleted(
     assert harness.client.delete(f"/v1/jobs/{job['id']}", headers=user.headers).status_code == 204
     assert harness.tick().job_files_removed == 1
     assert not artifacts.job_dir(settings.data_dir, uuid.UUID(job["id"])).exists()
+
+
+def test_an_upload_deleted_while_jobs_dub_it_keeps_its_file_until_the_last_one_finished(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    user = funded(1000)
+    upload = make_upload(session, settings, user.id)
+    media = Path(upload.storage_path)
+    running, queued = harness.create(user, upload, "es"), harness.create(user, upload, "pt")
+    harness.start(running["id"])
+    tus = {**user.headers, "Tus-Resumable": "1.0.0"}
+    assert harness.client.delete(f"/v1/uploads/{upload.id}", headers=tus).status_code == 204
+    assert_error(harness.client.get(f"/v1/uploads/{upload.id}", headers=user.headers), 404, "upload_not_found")
+    assert media.read_bytes() == MEDIA_BYTES  # both jobs still have to read it
+    refused = harness.client.post("/v1/jobs", json=job_body(upload, "fr"), headers=user.headers)
+    assert_error(refused, 404, "upload_not_found")
+
+    harness.succeed(user, running["id"], upload)
+    assert harness.get(user, queued["id"])["status"] == "queued" and media.exists()  # sent to Ray, not started
+    assert harness.client.post(f"/v1/jobs/{queued['id']}/cancel", headers=user.headers).status_code == 202
+    harness.tick()  # stops its Ray job, which is then canceled
+    assert harness.get(user, queued["id"])["status"] == "canceled"
+    assert not media.exists()
+    assert_error(harness.client.post(f"/v1/jobs/{queued['id']}/retry", headers=user.headers), 404, "upload_not_found")
+
+
+def test_an_upload_no_job_reads_is_deleted_at_once(
+    harness: Harness, funded: Callable[[int], TestUser], session: Session, settings: Settings
+) -> None:
+    user = funded(100)
+    upload = make_upload(session, settings, user.id)
+    job = harness.create(user, upload, "es")
+    harness.succeed(user, job["id"], upload)
+    tus = {**user.headers, "Tus-Resumable": "1.0.0"}
+    assert harness.client.delete(f"/v1/uploads/{upload.id}", headers=tus).status_code == 204
+    assert not Path(upload.storage_path).exists()
+    listed = harness.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=user.headers)  # the outputs stay
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 4
 
 
 # --- events (SSE) --------------------------------------------------------------------------------------------------
