@@ -5,6 +5,7 @@ the `JobRunner` boundary); the real cluster is exercised in test_jobs_ray.py."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -13,18 +14,21 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from control_plane.config import Settings
-from control_plane.credits.models import EntryKind
-from control_plane.db import utcnow
+from control_plane.credits.models import CreditAccount, CreditEntry, CreditReservation, EntryKind
+from control_plane.db import create_session_factory, utcnow
 from control_plane.jobs import artifacts, service
 from control_plane.jobs.models import Job
 from control_plane.jobs.ray_runner import RayJobState
 from control_plane.jobs.repository import JobRepository
-from control_plane.uploads.models import UploadStatus
-from tests.control_plane.conftest import TestUser, assert_error
+from control_plane.jobs.schemas import JobCreate
+from control_plane.uploads import service as uploads
+from control_plane.uploads.models import Upload, UploadStatus
+from control_plane.users.models import User
+from tests.control_plane.conftest import PASSWORD_HASH, TestUser, assert_error
 from tests.control_plane.jobs_support import (
     MEDIA_BYTES,
     Harness,
@@ -506,6 +510,47 @@ def test_an_upload_no_job_reads_is_deleted_at_once(
     assert not Path(upload.storage_path).exists()
     listed = harness.client.get(f"/v1/jobs/{job['id']}/artifacts", headers=user.headers)  # the outputs stay
     assert listed.status_code == 200 and len(listed.json()["items"]) == 4
+
+
+def test_a_termination_racing_a_job_creation_waits_for_it_and_keeps_the_file(
+    db_engine: Engine, settings: Settings
+) -> None:
+    """Real concurrent transactions (committed): the termination locks the upload's row, which the job being
+    inserted already holds (PostgreSQL takes a key-share lock on a row a new foreign key refers to; SQLite
+    serialises writers), so it waits for the job, sees it, and keeps the file the job will read."""
+    factory = create_session_factory(db_engine)
+    with factory.begin() as setup:
+        user = User(email=f"race-{uuid.uuid4().hex[:8]}@example.com", password_hash=PASSWORD_HASH)
+        setup.add(user)
+        setup.flush()
+        fund(setup, user.id, 100)
+        upload = make_upload(setup, settings, user.id)
+    user_id, upload_id, media = user.id, upload.id, Path(upload.storage_path)
+    terminated = threading.Event()
+
+    def terminate() -> None:
+        with factory.begin() as session:
+            uploads.terminate_upload(session, user_id, upload_id)
+        terminated.set()
+
+    terminator = threading.Thread(target=terminate)
+    try:
+        with factory.begin() as creating:
+            body = JobCreate.model_validate({"upload_id": upload_id, "target_languages": ["es"]})
+            job, _ = service.create_job(creating, settings, user_id, body, None)
+            terminator.start()
+            assert not terminated.wait(1.0)  # blocked on the upload's row until the job is committed
+        terminator.join(timeout=30)
+        assert terminated.is_set() and media.read_bytes() == MEDIA_BYTES
+        with factory() as check:
+            assert check.get(Upload, upload_id).status is UploadStatus.DELETED  # type: ignore[union-attr]
+            assert check.get(Job, job.id).status.value == "queued"  # type: ignore[union-attr]
+    finally:
+        with factory.begin() as cleanup:
+            cleanup.execute(delete(Job).where(Job.user_id == user_id))
+            for model in (CreditEntry, CreditReservation, CreditAccount, Upload):
+                cleanup.execute(delete(model).where(model.user_id == user_id))
+            cleanup.execute(delete(User).where(User.id == user_id))
 
 
 # --- events (SSE) --------------------------------------------------------------------------------------------------
