@@ -64,12 +64,19 @@ WEBHOOK_DELIVERIES = Counter(
 UPLOADS = Counter(
     "octavia_uploads", "Uploads by final outcome: complete, rejected, expired", ["outcome"], registry=DOMAIN_REGISTRY
 )
+JOB_FILES_REMOVED = Counter(
+    "octavia_job_files_removed",
+    "Job folders removed from DATA_DIR by the worker: deleted (the user deleted the job), expired (retention)",
+    ["reason"],
+    registry=DOMAIN_REGISTRY,
+)
 
 _job_statuses_seen: set[str] = set()
 
 CreditKind = Literal["reserved", "captured", "released"]
 DeliveryOutcome = Literal["succeeded", "retrying", "failed"]
 UploadOutcome = Literal["complete", "rejected", "expired"]
+FilesRemovedReason = Literal["deleted", "expired"]
 
 
 def set_jobs_by_status(counts: Mapping[str, int]) -> None:
@@ -100,6 +107,10 @@ def record_webhook_delivery(outcome: DeliveryOutcome) -> None:
 def record_upload(outcome: UploadOutcome, count: int = 1) -> None:
     if count > 0:
         UPLOADS.labels(outcome).inc(count)
+
+
+def record_job_files_removed(reason: FilesRemovedReason) -> None:
+    JOB_FILES_REMOVED.labels(reason).inc()
 
 
 class _DomainCollector(Collector):

@@ -145,6 +145,9 @@ def control_plane() -> Dashboard:
             _series("Webhook deliveries / h", "short",
                     ("sum by (outcome) (increase(octavia_webhook_deliveries_total[1h]))", "{{outcome}}")),
             _series("Uploads / h", "short", ("sum by (outcome) (increase(octavia_uploads_total[1h]))", "{{outcome}}")),
+            _series("Job folders removed / h", "short",
+                    ("sum by (reason) (increase(octavia_job_files_removed_total[1h]))", "{{reason}}"),
+                    description="deleted (the user deleted the job), expired (OCTAVIA_JOBS_ARTIFACT_RETENTION_DAYS)"),
         ]),
     ]  # fmt: skip
     return Dashboard(

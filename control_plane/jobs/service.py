@@ -308,7 +308,9 @@ def remove_due_files(session: Session, settings: Settings, now: datetime | None 
     for job in due:
         artifacts.remove_job_files(settings.data_dir, job.id)
         job.files_removed_at = now
-        logger.info("removed the files of job %s (%s)", job.id, "deleted" if job.deleted_at else "retention")
+        reason: metrics.FilesRemovedReason = "deleted" if job.deleted_at else "expired"
+        metrics.record_job_files_removed(reason)
+        logger.info("removed the files of job %s (%s)", job.id, reason)
     session.flush()
     return len(due)
 

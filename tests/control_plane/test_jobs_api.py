@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from control_plane import metrics
 from control_plane.config import Settings
 from control_plane.credits.models import CreditAccount, CreditEntry, CreditReservation, EntryKind
 from control_plane.db import create_session_factory, utcnow
@@ -406,6 +407,10 @@ def test_a_queued_or_running_job_is_not_deleted(
     assert harness.get(user, running["id"])["status"] == "running"
 
 
+def _files_removed(reason: str) -> float:
+    return metrics.DOMAIN_REGISTRY.get_sample_value("octavia_job_files_removed_total", {"reason": reason}) or 0.0
+
+
 def _finished_days_ago(session: Session, job_id: str, days: float) -> None:
     job = session.get(Job, uuid.UUID(job_id))
     assert job is not None and job.finished_at is not None
@@ -439,7 +444,9 @@ def test_files_of_finished_jobs_are_removed_after_the_retention_and_their_artifa
     # Gone as soon as the time has passed, before the sweep, so no download races it.
     expired = harness.client.get(f"/v1/jobs/{old['id']}/artifacts", headers=user.headers)
     assert assert_error(expired, 410, "artifacts_expired")["details"]["job_id"] == old["id"]
+    removed_before = _files_removed("expired")
     assert harness.tick().job_files_removed == 2
+    assert _files_removed("expired") - removed_before == 2  # operators see it on the dashboard
     assert not artifacts.job_dir(settings.data_dir, uuid.UUID(old["id"])).exists()
     assert not artifacts.job_dir(settings.data_dir, uuid.UUID(failed["id"])).exists()
     download = harness.client.get(f"/v1/jobs/{old['id']}/artifacts/{upload.id}.es.mp4", headers=user.headers)
