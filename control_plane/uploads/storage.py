@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from control_plane.errors import ApiError
 from control_plane.uploads.tus import Checksum
+from octavia.disk import is_disk_full
 
 
 class UploadLockedError(ApiError):
@@ -41,6 +42,11 @@ class ChunkTooLargeError(ApiError):
 class UploadDataLostError(ApiError):
     status_code = 410
     code = "upload_data_lost"
+
+
+class NoSpaceLeftError(ApiError):
+    status_code = 507  # Insufficient Storage: the server's fault, and the client may resume later
+    code = "storage_full"
 
 
 def upload_path(data_dir: Path, user_id: uuid.UUID, upload_id: str) -> Path:
@@ -123,8 +129,9 @@ async def receive_chunk(
             written += len(chunk)
     except ClientDisconnect:
         disconnected = True
-    except BaseException:
+    except BaseException as exc:
         os.ftruncate(descriptor, offset)
+        _raise_if_disk_full(exc, offset)
         raise
     if hasher is not None and checksum is not None and (disconnected or hasher.digest() != checksum.digest):
         os.ftruncate(descriptor, offset)
@@ -134,8 +141,21 @@ async def receive_chunk(
             "the chunk does not match its Upload-Checksum; it was discarded, send it again",
             details={"algorithm": checksum.algorithm, "offset": offset},
         )
-    os.fsync(descriptor)
+    try:
+        os.fsync(descriptor)  # with delayed allocation a full disk may only show here
+    except OSError as exc:
+        os.ftruncate(descriptor, offset)
+        _raise_if_disk_full(exc, offset)
+        raise
     return ReceivedChunk(written=written, disconnected=disconnected)
+
+
+def _raise_if_disk_full(exc: BaseException, offset: int) -> None:
+    if is_disk_full(exc):
+        raise NoSpaceLeftError(
+            "the server has no disk space left for this chunk; it was discarded, resume the upload later",
+            details={"offset": offset},
+        ) from exc
 
 
 def close(descriptor: int) -> None:

@@ -34,7 +34,7 @@ from control_plane.uploads.models import Upload, UploadStatus
 from control_plane.users.models import User
 from tests.control_plane.conftest import PASSWORD_HASH, TestUser, assert_error, make_settings
 from tests.control_plane.live_server import serve_app
-from tests.factories import ffmpeg
+from tests.factories import ffmpeg, small_filesystem
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CHUNK = 8 * 1024
@@ -575,3 +575,20 @@ def test_a_second_writer_is_locked_out(
     assert _patch(client, user, url, 0, b"x" * 10).status_code == 204
     rows = session.scalars(select(Upload).where(Upload.user_id == user.id)).all()
     assert [r.offset for r in rows] == [10]
+
+
+def test_a_chunk_that_fills_the_disk_is_507_and_the_upload_goes_on_from_where_it_was(
+    client: TestClient, make_user: Callable[..., TestUser], session: Session, settings: Settings
+) -> None:
+    user = make_user()
+    chunk = bytes(range(256)) * 6144  # 1.5 MiB
+    with small_filesystem(settings.data_dir / "uploads", "1m"):  # the uploads' volume, 1 MiB
+        url = _create(client, user, 2 * len(chunk))
+        refused = assert_error(_patch(client, user, url, 0, chunk), 507, "storage_full")
+        assert refused["details"] == {"offset": 0}
+        assert _row(session, url).offset == 0
+        assert Path(_row(session, url).storage_path).stat().st_size == 0  # the partial chunk was cut off
+        third = len(chunk) // 3
+        assert _patch(client, user, url, 0, chunk[:third]).status_code == 204  # what fits is taken
+        assert client.head(url, headers={**user.headers, **TUS}).headers["upload-offset"] == str(third)
+        assert Path(_row(session, url).storage_path).stat().st_size == third
