@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 from control_plane.errors import ApiError
 from control_plane.uploads.tus import Checksum
 from octavia.disk import is_disk_full
+from octavia.errors import StorageFullError
 
 
 class UploadLockedError(ApiError):
@@ -42,11 +43,6 @@ class ChunkTooLargeError(ApiError):
 class UploadDataLostError(ApiError):
     status_code = 410
     code = "upload_data_lost"
-
-
-class NoSpaceLeftError(ApiError):
-    status_code = 507  # Insufficient Storage: the server's fault, and the client may resume later
-    code = "storage_full"
 
 
 def upload_path(data_dir: Path, user_id: uuid.UUID, upload_id: str) -> Path:
@@ -152,7 +148,7 @@ async def receive_chunk(
 
 def _raise_if_disk_full(exc: BaseException, offset: int) -> None:
     if is_disk_full(exc):
-        raise NoSpaceLeftError(
+        raise StorageFullError(  # 507 Insufficient Storage: the server's fault; the client may resume later
             "the server has no disk space left for this chunk; it was discarded, resume the upload later",
             details={"offset": offset},
         ) from exc
